@@ -1,0 +1,1 @@
+//! OpenAI/Ollama wire types, validation and the InferenceBackend trait.

@@ -1,0 +1,8 @@
+//! One module per subcommand.
+
+pub mod chat;
+pub mod generate;
+pub mod inspect;
+pub mod models;
+pub mod pull;
+pub mod tokenize;

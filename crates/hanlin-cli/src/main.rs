@@ -1,0 +1,58 @@
+//! The `hanlin` command line: one binary for every job.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// hanlin (翰林): a private large-model platform.
+#[derive(Parser, Debug)]
+#[command(name = "hanlin", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Chat with a model (default: gemma3:270m, pulled on first use).
+    Run(cmd::chat::Args),
+    /// Interactive multi-turn chat using the model's chat template.
+    Chat(cmd::chat::Args),
+    /// Generate a continuation of a prompt, streamed (or as JSON with --json).
+    Generate(cmd::generate::Args),
+    /// Print a GGUF file's metadata and tensor table.
+    Inspect(cmd::inspect::Args),
+    /// Tokenize text with a model's tokenizer.
+    Tokenize(cmd::tokenize::Args),
+    /// Download or import a model into the local store.
+    Pull(cmd::pull::Args),
+    /// List, show or remove models in the local store.
+    Models(cmd::models::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HANLIN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => cmd::chat::run(cmd::chat::Args::default()),
+        Some(Command::Run(a)) | Some(Command::Chat(a)) => cmd::chat::run(a),
+        Some(Command::Generate(a)) => cmd::generate::run(a),
+        Some(Command::Inspect(a)) => cmd::inspect::run(a),
+        Some(Command::Tokenize(a)) => cmd::tokenize::run(a),
+        Some(Command::Pull(a)) => cmd::pull::run(a),
+        Some(Command::Models(a)) => cmd::models::run(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

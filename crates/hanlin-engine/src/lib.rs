@@ -1,0 +1,1 @@
+//! Sequences, KV cache, sampler chain and generation loop.

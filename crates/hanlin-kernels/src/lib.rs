@@ -1,0 +1,1 @@
+//! SIMD kernels with runtime dispatch and a thread pool.

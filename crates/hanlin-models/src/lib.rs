@@ -1,0 +1,1 @@
+//! Architecture tables, per-arch forward passes and a naive reference forward.

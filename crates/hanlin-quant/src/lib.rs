@@ -1,0 +1,1 @@
+//! Block layouts and scalar quantize/dequantize/dot reference code.

@@ -1,0 +1,1 @@
+//! Dev-only helpers: tiny random-weight GGUF builder.
