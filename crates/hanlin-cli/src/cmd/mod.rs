@@ -5,4 +5,5 @@ pub mod generate;
 pub mod inspect;
 pub mod models;
 pub mod pull;
+pub mod resolve;
 pub mod tokenize;
