@@ -1,1 +1,11 @@
 //! Sequences, KV cache, sampler chain and generation loop.
+
+mod error;
+pub mod rng;
+pub mod sampler;
+mod session;
+pub mod stop;
+
+pub use error::{EngineError, Result};
+pub use sampler::{Sampler, SamplingParams};
+pub use session::{FinishReason, GenerateParams, Output, Session, Timings};

@@ -17,8 +17,8 @@ pub enum GgufError {
     /// The first four bytes are not `GGUF`.
     #[error("not a GGUF file: bad magic {0:02x?} (expected \"GGUF\")")]
     BadMagic([u8; 4]),
-    /// A version this reader does not handle.
-    #[error("unsupported GGUF version {0} (supported: 2 and 3)")]
+    /// A version this reader does not handle (v1, v0, newer than v3, or a byte-swapped file).
+    #[error("unsupported GGUF version {0}: {hint}", hint = version_hint(*.0))]
     UnsupportedVersion(u32),
     /// The file ends before a structure it declares.
     #[error("file truncated at byte {offset} while reading {what} (file is {len} bytes)")]
@@ -51,6 +51,9 @@ pub enum GgufError {
     /// Arrays nested deeper than any real file uses.
     #[error("metadata key {0:?}: arrays nested too deeply")]
     NestingTooDeep(String),
+    /// A metadata key of length zero (the spec and llama.cpp require a name).
+    #[error("metadata entry #{0} has an empty key")]
+    EmptyKey(u64),
     /// A key appears twice.
     #[error("metadata key {0:?} appears twice")]
     DuplicateKey(String),
@@ -64,8 +67,8 @@ pub enum GgufError {
         /// What the file has.
         found: String,
     },
-    /// `general.alignment` is zero or not a power of two.
-    #[error("general.alignment = {0} is not a power of two")]
+    /// `general.alignment` is zero, not a power of two, or does not fit the u32 the spec requires.
+    #[error("general.alignment = {0} is not a power of two that fits in a u32")]
     BadAlignment(u64),
     /// A tensor with a type id ggml does not define.
     #[error("tensor {name:?}: unknown type id {id}")]
@@ -84,6 +87,14 @@ pub enum GgufError {
         dims: Vec<u64>,
         /// Why it is rejected.
         why: String,
+    },
+    /// A tensor name longer than the 64 bytes the GGUF spec allows.
+    #[error("tensor name {name:?} is {len} bytes long (GGUF allows at most {max})", max = crate::reader::MAX_TENSOR_NAME)]
+    TensorNameTooLong {
+        /// Tensor name.
+        name: String,
+        /// Its length in bytes.
+        len: usize,
     },
     /// A tensor name appears twice.
     #[error("tensor {0:?} appears twice")]
@@ -124,6 +135,18 @@ pub enum GgufError {
     /// Writer misuse.
     #[error("invalid writer input: {0}")]
     InvalidInput(String),
+}
+
+/// Says why a version number is rejected; byte-swapped files show up as versions like 0x03000000.
+fn version_hint(v: u32) -> &'static str {
+    match v {
+        0 => "no GGUF version is 0",
+        1 => "GGUF v1 files (before August 2023) are no longer supported; reconvert the model",
+        _ if v & 0xffff == 0 => {
+            "the file is probably big-endian, which this reader does not support"
+        }
+        _ => "this reader supports versions 2 and 3",
+    }
 }
 
 /// Result alias for this crate.

@@ -3,6 +3,7 @@
 //! The reader validates everything up front (counts against file size, tensor bounds,
 //! overlaps, alignment), so later code can slice tensor data without further checks.
 
+mod cursor;
 mod error;
 mod reader;
 mod types;
@@ -10,7 +11,9 @@ mod value;
 mod writer;
 
 pub use error::{GgufError, Result};
-pub use reader::{align_up, GgufFile, TensorInfo, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS};
+pub use reader::{
+    align_up, GgufFile, TensorInfo, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS, MAX_TENSOR_NAME,
+};
 pub use types::{GgmlType, ALL_TYPES};
 pub use value::{Value, ValueType};
 pub use writer::GgufWriter;

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::cursor::Cursor;
 use crate::error::{GgufError, Result};
 use crate::types::GgmlType;
 use crate::value::{Value, ValueType};
@@ -13,7 +14,9 @@ pub const MAGIC: [u8; 4] = *b"GGUF";
 pub const DEFAULT_ALIGNMENT: u64 = 32;
 /// ggml supports at most four dimensions.
 pub const MAX_DIMS: u32 = 4;
-const MAX_ARRAY_DEPTH: u32 = 4;
+/// The GGUF spec caps tensor names at 64 bytes (ggml stores them in a fixed buffer).
+pub const MAX_TENSOR_NAME: usize = 64;
+const ALIGNMENT_KEY: &str = "general.alignment";
 
 /// One entry of the tensor index.
 #[derive(Clone, Debug, PartialEq)]
@@ -86,7 +89,10 @@ impl GgufFile {
     /// Opens and memory-maps `path`, then validates header, metadata and tensor index.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let io = |source| GgufError::Io { path: path.display().to_string(), source };
+        let io = |source| GgufError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let file = std::fs::File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         if len == 0 {
@@ -105,8 +111,9 @@ impl GgufFile {
 
     fn parse(bytes: Bytes) -> Result<Self> {
         let buf = bytes.as_slice();
-        let mut r = Cursor { buf, pos: 0 };
-        let magic = r.array4("magic")?;
+        let len = buf.len() as u64;
+        let mut r = Cursor::new(buf);
+        let magic = r.magic()?;
         if magic != MAGIC {
             return Err(GgufError::BadMagic(magic));
         }
@@ -120,97 +127,71 @@ impl GgufFile {
         r.check_count("tensor count", n_tensors, 32)?;
         r.check_count("metadata count", n_kv, 13)?;
 
+        // The counts were bounded by the file size above, so these reservations are too.
         let mut metadata = Vec::with_capacity(n_kv as usize);
         let mut key_index = HashMap::with_capacity(n_kv as usize);
-        for _ in 0..n_kv {
+        for i in 0..n_kv {
             let key = r.string("metadata key")?;
-            let tag = r.u32("metadata value type")?;
-            let ty = ValueType::from_id(tag)
-                .ok_or_else(|| GgufError::BadValueType { key: key.clone(), id: tag })?;
-            let value = r.value(&key, ty, 0)?;
-            if key_index.insert(key.clone(), metadata.len()).is_some() {
+            if key.is_empty() {
+                return Err(GgufError::EmptyKey(i));
+            }
+            if key_index.contains_key(&key) {
                 return Err(GgufError::DuplicateKey(key));
             }
+            let value = read_kv_value(&mut r, &key)?;
+            key_index.insert(key.clone(), metadata.len());
             metadata.push((key, value));
         }
 
-        let alignment = match key_index.get("general.alignment").map(|&i| &metadata[i].1) {
+        let alignment = match key_index.get(ALIGNMENT_KEY).map(|&i| &metadata[i].1) {
             None => DEFAULT_ALIGNMENT,
+            // The spec and llama.cpp require exactly u32; other widths would be misread there.
+            Some(&Value::U32(a)) if a.is_power_of_two() => u64::from(a),
+            Some(&Value::U32(a)) => return Err(GgufError::BadAlignment(a.into())),
             Some(v) => {
-                let a = v.as_u64().ok_or_else(|| GgufError::WrongValueType {
-                    key: "general.alignment".into(),
-                    expected: "an unsigned integer",
+                return Err(GgufError::WrongValueType {
+                    key: ALIGNMENT_KEY.into(),
+                    expected: "a u32",
                     found: format!("{:?}", v.value_type()),
-                })?;
-                if a == 0 || !a.is_power_of_two() || a > 1 << 20 {
-                    return Err(GgufError::BadAlignment(a));
-                }
-                a
+                })
             }
         };
 
         let mut infos = Vec::with_capacity(n_tensors as usize);
-        for _ in 0..n_tensors {
-            let name = r.string("tensor name")?;
-            let n_dims = r.u32("tensor dimension count")?;
-            if n_dims == 0 || n_dims > MAX_DIMS {
-                return Err(GgufError::BadShape {
-                    name,
-                    dims: vec![],
-                    why: format!("{n_dims} dimensions (ggml allows 1 to {MAX_DIMS})"),
-                });
+        let mut tensor_index = HashMap::with_capacity(n_tensors as usize);
+        for i in 0..n_tensors {
+            let info = read_tensor_info(&mut r, i)?;
+            if tensor_index
+                .insert(info.name.clone(), infos.len())
+                .is_some()
+            {
+                return Err(GgufError::DuplicateTensor(info.name));
             }
-            let mut dims = Vec::with_capacity(n_dims as usize);
-            for _ in 0..n_dims {
-                dims.push(r.u64("tensor dimension")?);
-            }
-            let type_id = r.u32("tensor type")?;
-            let offset = r.u64("tensor offset")?;
-            let ggml_type = GgmlType::from_id(type_id)
-                .ok_or_else(|| GgufError::BadTensorType { name: name.clone(), id: type_id })?;
-            infos.push((name, dims, ggml_type, offset));
+            infos.push(info);
         }
 
-        let len = buf.len() as u64;
-        let data_offset = align_up(r.pos as u64, alignment);
+        let data_offset = align_up(r.pos() as u64, alignment);
         let mut tensors = Vec::with_capacity(infos.len());
-        let mut tensor_index = HashMap::with_capacity(infos.len());
-        for (name, dims, ggml_type, offset) in infos {
-            let bad = |why: String| GgufError::BadShape {
-                name: name.clone(),
-                dims: dims.clone(),
-                why,
-            };
-            if dims.contains(&0) {
-                return Err(bad("a dimension is zero".into()));
-            }
-            let n_el = dims
-                .iter()
-                .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-                .filter(|&n| n <= len.saturating_mul(8).max(1 << 20))
-                .ok_or_else(|| bad("element count overflows or exceeds what the file holds".into()))?;
-            if dims[0] % ggml_type.block_size() as u64 != 0 {
-                return Err(bad(format!(
-                    "row length {} is not a multiple of the {} block size {}",
-                    dims[0],
-                    ggml_type,
-                    ggml_type.block_size()
-                )));
-            }
-            let n_bytes = ggml_type
-                .bytes_for(n_el)
-                .ok_or_else(|| bad("byte size overflows".into()))?;
+        for (name, dims, ggml_type, offset, n_bytes) in infos.into_iter().map(RawInfo::into_parts) {
             if offset % alignment != 0 {
-                return Err(GgufError::MisalignedTensor { name, offset, alignment });
+                return Err(GgufError::MisalignedTensor {
+                    name,
+                    offset,
+                    alignment,
+                });
             }
             let start = data_offset.checked_add(offset);
             let end = start.and_then(|s| s.checked_add(n_bytes));
             match (start, end) {
                 (Some(start), Some(end)) if end <= len => {
-                    if tensor_index.insert(name.clone(), tensors.len()).is_some() {
-                        return Err(GgufError::DuplicateTensor(name));
-                    }
-                    tensors.push(TensorInfo { name, dims, ggml_type, offset, start, n_bytes });
+                    tensors.push(TensorInfo {
+                        name,
+                        dims,
+                        ggml_type,
+                        offset,
+                        start,
+                        n_bytes,
+                    });
                 }
                 _ => {
                     return Err(GgufError::TensorOutOfBounds {
@@ -222,12 +203,16 @@ impl GgufFile {
                 }
             }
         }
+        // Zero-size tensors cannot exist (dims are non-zero), so touching ranges never overlap.
         let mut order: Vec<usize> = (0..tensors.len()).collect();
         order.sort_by_key(|&i| tensors[i].start);
         for w in order.windows(2) {
             let (a, b) = (&tensors[w[0]], &tensors[w[1]]);
             if a.start + a.n_bytes > b.start {
-                return Err(GgufError::OverlappingTensors { a: a.name.clone(), b: b.name.clone() });
+                return Err(GgufError::OverlappingTensors {
+                    a: a.name.clone(),
+                    b: b.name.clone(),
+                });
             }
         }
 
@@ -326,14 +311,17 @@ impl GgufFile {
 
     /// A tensor by name, or an error naming it.
     pub fn require_tensor(&self, name: &str) -> Result<&TensorInfo> {
-        self.tensor(name).ok_or_else(|| GgufError::MissingTensor(name.to_string()))
+        self.tensor(name)
+            .ok_or_else(|| GgufError::MissingTensor(name.to_string()))
     }
 
     /// The raw bytes of a tensor (bounds were checked when the file was opened).
     pub fn tensor_data(&self, info: &TensorInfo) -> &[u8] {
+        // `info` may be hand-made rather than from this file, so clamp instead of trusting it.
         let buf = self.bytes.as_slice();
-        let start = usize::try_from(info.start).unwrap_or(usize::MAX).min(buf.len());
-        let end = usize::try_from(info.start + info.n_bytes).unwrap_or(usize::MAX).min(buf.len());
+        let clamp = |x: u64| usize::try_from(x).unwrap_or(usize::MAX).min(buf.len());
+        let start = clamp(info.start);
+        let end = clamp(info.start.saturating_add(info.n_bytes)).max(start);
         &buf[start..end]
     }
 
@@ -348,115 +336,113 @@ pub fn align_up(x: u64, align: u64) -> u64 {
     x.div_ceil(align).saturating_mul(align)
 }
 
-struct Cursor<'a> {
-    buf: &'a [u8],
-    pos: usize,
+/// The tensor-info fields as read, before the data offset is known.
+struct RawInfo {
+    name: String,
+    dims: Vec<u64>,
+    ggml_type: GgmlType,
+    offset: u64,
+    n_bytes: u64,
 }
 
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
-        match end {
-            Some(end) => {
-                let s = &self.buf[self.pos..end];
-                self.pos = end;
-                Ok(s)
-            }
-            None => Err(GgufError::Truncated {
-                what: what.to_string(),
-                offset: self.pos as u64,
-                len: self.buf.len() as u64,
-            }),
-        }
+impl RawInfo {
+    fn into_parts(self) -> (String, Vec<u64>, GgmlType, u64, u64) {
+        (
+            self.name,
+            self.dims,
+            self.ggml_type,
+            self.offset,
+            self.n_bytes,
+        )
     }
+}
 
-    fn remaining(&self) -> u64 {
-        (self.buf.len() - self.pos) as u64
-    }
+/// Adds the key to a truncation error, which the cursor reports without context.
+fn read_kv_value(r: &mut Cursor<'_>, key: &str) -> Result<Value> {
+    let result = r.u32("metadata value type").and_then(|tag| {
+        let ty = ValueType::from_id(tag).ok_or_else(|| GgufError::BadValueType {
+            key: key.to_string(),
+            id: tag,
+        })?;
+        r.value(key, ty, 0)
+    });
+    result.map_err(|e| match e {
+        GgufError::Truncated { what, offset, len } => GgufError::Truncated {
+            what: format!("{what} of key {key:?}"),
+            offset,
+            len,
+        },
+        e => e,
+    })
+}
 
-    fn check_count(&self, what: &str, n: u64, min_each: u64) -> Result<()> {
-        if n.checked_mul(min_each).is_none_or(|b| b > self.remaining()) {
-            return Err(GgufError::AbsurdCount {
-                what: what.to_string(),
-                value: n,
-                len: self.buf.len() as u64,
-            });
-        }
-        Ok(())
+/// Reads tensor info `index` and checks everything that does not depend on the data offset:
+/// name, shape, type, and that the byte size is representable.
+fn read_tensor_info(r: &mut Cursor<'_>, index: u64) -> Result<RawInfo> {
+    let name = r.string("tensor name")?;
+    if name.len() > MAX_TENSOR_NAME {
+        return Err(GgufError::TensorNameTooLong {
+            len: name.len(),
+            name,
+        });
     }
+    let in_tensor = |e: GgufError| match e {
+        GgufError::Truncated { what, offset, len } => GgufError::Truncated {
+            what: format!("{what} of tensor #{index} {name:?}"),
+            offset,
+            len,
+        },
+        e => e,
+    };
+    let n_dims = r.u32("tensor dimension count").map_err(in_tensor)?;
+    if n_dims == 0 || n_dims > MAX_DIMS {
+        return Err(GgufError::BadShape {
+            name: name.clone(),
+            dims: vec![],
+            why: format!("{n_dims} dimensions (ggml allows 1 to {MAX_DIMS})"),
+        });
+    }
+    let mut dims = Vec::with_capacity(n_dims as usize);
+    for _ in 0..n_dims {
+        dims.push(r.u64("tensor dimension").map_err(in_tensor)?);
+    }
+    let type_id = r.u32("tensor type").map_err(in_tensor)?;
+    let offset = r.u64("tensor offset").map_err(in_tensor)?;
 
-    fn array4(&mut self, what: &str) -> Result<[u8; 4]> {
-        let s = self.take(4, what)?;
-        Ok([s[0], s[1], s[2], s[3]])
+    let bad = |why: String| GgufError::BadShape {
+        name: name.clone(),
+        dims: dims.clone(),
+        why,
+    };
+    if dims.contains(&0) {
+        return Err(bad("a dimension is zero".into()));
     }
-
-    fn array8(&mut self, what: &str) -> Result<[u8; 8]> {
-        let s = self.take(8, what)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(s);
-        Ok(a)
+    // ggml counts elements in an i64.
+    let n_el = dims
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| i64::try_from(n).is_ok())
+        .ok_or_else(|| bad("element count does not fit in an i64".into()))?;
+    let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| GgufError::BadTensorType {
+        name: name.clone(),
+        id: type_id,
+    })?;
+    if dims[0] % ggml_type.block_size() as u64 != 0 {
+        return Err(bad(format!(
+            "row length {} is not a multiple of the {} block size {}",
+            dims[0],
+            ggml_type,
+            ggml_type.block_size()
+        )));
     }
-
-    fn u32(&mut self, what: &str) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.array4(what)?))
-    }
-
-    fn u64(&mut self, what: &str) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.array8(what)?))
-    }
-
-    fn string(&mut self, what: &str) -> Result<String> {
-        let n = self.u64(what)?;
-        if n > self.remaining() {
-            return Err(GgufError::AbsurdCount {
-                what: format!("{what} length"),
-                value: n,
-                len: self.buf.len() as u64,
-            });
-        }
-        let s = self.take(n as usize, what)?;
-        Ok(match std::str::from_utf8(s) {
-            Ok(s) => s.to_owned(),
-            Err(_) => String::from_utf8_lossy(s).into_owned(),
-        })
-    }
-
-    fn value(&mut self, key: &str, ty: ValueType, depth: u32) -> Result<Value> {
-        let what = || format!("value of {key:?}");
-        Ok(match ty {
-            ValueType::U8 => Value::U8(self.take(1, &what())?[0]),
-            ValueType::I8 => Value::I8(self.take(1, &what())?[0] as i8),
-            ValueType::Bool => Value::Bool(self.take(1, &what())?[0] != 0),
-            ValueType::U16 => {
-                let s = self.take(2, &what())?;
-                Value::U16(u16::from_le_bytes([s[0], s[1]]))
-            }
-            ValueType::I16 => {
-                let s = self.take(2, &what())?;
-                Value::I16(i16::from_le_bytes([s[0], s[1]]))
-            }
-            ValueType::U32 => Value::U32(self.u32(&what())?),
-            ValueType::I32 => Value::I32(self.u32(&what())? as i32),
-            ValueType::F32 => Value::F32(f32::from_bits(self.u32(&what())?)),
-            ValueType::U64 => Value::U64(self.u64(&what())?),
-            ValueType::I64 => Value::I64(self.u64(&what())? as i64),
-            ValueType::F64 => Value::F64(f64::from_bits(self.u64(&what())?)),
-            ValueType::String => Value::String(self.string(&what())?),
-            ValueType::Array => {
-                if depth >= MAX_ARRAY_DEPTH {
-                    return Err(GgufError::NestingTooDeep(key.to_string()));
-                }
-                let tag = self.u32(&what())?;
-                let elem = ValueType::from_id(tag)
-                    .ok_or_else(|| GgufError::BadValueType { key: key.to_string(), id: tag })?;
-                let n = self.u64(&what())?;
-                self.check_count(&format!("array length of {key:?}"), n, elem.min_size() as u64)?;
-                let mut items = Vec::with_capacity(n as usize);
-                for _ in 0..n {
-                    items.push(self.value(key, elem, depth + 1)?);
-                }
-                Value::Array(elem, items)
-            }
-        })
-    }
+    let n_bytes = ggml_type
+        .bytes_for(n_el)
+        .ok_or_else(|| bad("byte size overflows".into()))?;
+    Ok(RawInfo {
+        name,
+        dims,
+        ggml_type,
+        offset,
+        n_bytes,
+    })
 }

@@ -180,7 +180,12 @@ impl fmt::Display for Value {
             Value::Array(t, v) => {
                 write!(f, "[{t:?}; {}]", v.len())?;
                 let shown: Vec<String> = v.iter().take(5).map(|x| x.to_string()).collect();
-                write!(f, " [{}{}]", shown.join(", "), if v.len() > 5 { ", …" } else { "" })
+                write!(
+                    f,
+                    " [{}{}]",
+                    shown.join(", "),
+                    if v.len() > 5 { ", …" } else { "" }
+                )
             }
         }
     }

@@ -20,7 +20,10 @@ fn opens_all_vocab_files() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "gguf") {
             let f = hanlin_gguf::GgufFile::open(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-            assert!(f.get_str("tokenizer.ggml.model").unwrap().is_some(), "{path:?}");
+            assert!(
+                f.get_str("tokenizer.ggml.model").unwrap().is_some(),
+                "{path:?}"
+            );
             n += 1;
         }
     }
@@ -37,7 +40,8 @@ fn aquila_is_version_2() {
 #[test]
 fn stories_tensors() {
     let Some(dir) = testdata() else { return };
-    let f = hanlin_gguf::GgufFile::open(dir.join("models/stories260K/stories260K-f32.gguf")).unwrap();
+    let f =
+        hanlin_gguf::GgufFile::open(dir.join("models/stories260K/stories260K-f32.gguf")).unwrap();
     assert_eq!(f.get_str("general.architecture").unwrap(), Some("llama"));
     let t = f.require_tensor("token_embd.weight").unwrap();
     assert_eq!(t.dims, vec![64, 512]);

@@ -1,1 +1,32 @@
 //! SIMD kernels with runtime dispatch and a thread pool.
+//!
+//! - [`Kernels`]: dot products of a weight row in a ggml format with an activation row in the
+//!   matching [`activation_type`], activation quantizers, and [`Kernels::matvec`] /
+//!   [`Kernels::matmul`] over a [`WeightMatrix`]. One table per [`Isa`], picked once at run
+//!   time by [`detect`] (override with `HANLIN_ISA=generic|avx2`); [`Kernels::detected`] is the
+//!   process-wide choice.
+//! - [`ThreadPool`]: persistent workers, spin-then-park, no allocation per job.
+//!
+//! Every kernel is tested against the scalar oracle in `hanlin-quant`. Quantized dots are exact
+//! in their integer parts; only float summation order differs from the oracle, so results agree
+//! to a relative 1e-5 of `sum |w_i * a_i|`. Activation quantizers are byte-identical.
+//!
+//! Activations must come from the quantizers here (or hanlin-quant's): like ggml, the AVX2
+//! kernels assume quantized activations never hold -128.
+
+mod arch;
+mod error;
+mod isa;
+mod kernels;
+mod layout;
+mod matmul;
+mod pool;
+mod table;
+
+pub use error::KernelError;
+pub use hanlin_gguf::GgmlType;
+pub use isa::{detect, Isa, ISA_ENV};
+pub use kernels::{activation_type, Kernels};
+pub use layout::row_bytes;
+pub use matmul::WeightMatrix;
+pub use pool::{ThreadPool, DEFAULT_SPIN};

@@ -1,1 +1,17 @@
 //! Architecture tables, per-arch forward passes and a naive reference forward.
+
+pub mod arch;
+pub mod config;
+mod error;
+pub mod kv;
+pub mod linear;
+mod model;
+pub mod reference;
+pub mod ops;
+pub mod weights;
+
+pub use config::{Arch, ModelConfig};
+pub use error::{ModelError, Result};
+pub use kv::KvCache;
+pub use model::{Logits, Model, Scratch};
+pub use reference::ReferenceModel;

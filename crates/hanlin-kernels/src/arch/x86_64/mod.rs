@@ -1,0 +1,3 @@
+//! x86_64 kernels, reached only through tables built after runtime feature detection.
+
+pub(crate) mod avx2;

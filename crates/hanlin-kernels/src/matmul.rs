@@ -1,0 +1,190 @@
+//! Matrix × activation products split over a [`ThreadPool`].
+//!
+//! Rows are cut into chunks handed out dynamically, so a thread slowed by another process does
+//! not hold everyone back. Every output element is one dot product computed the same way
+//! whatever the thread count or batch size (the 1×4 tiles are bit-identical to the 1×1
+//! kernels), so results are deterministic.
+
+use crate::error::KernelError;
+use crate::kernels::{checked_row_bytes, expect_len, mul, Kernels};
+use crate::pool::ThreadPool;
+use crate::table::DotEntry;
+use hanlin_gguf::GgmlType;
+
+/// A row-major weight matrix in a ggml format: `rows` rows of `cols` elements.
+#[derive(Clone, Copy, Debug)]
+pub struct WeightMatrix<'a> {
+    ty: GgmlType,
+    data: &'a [u8],
+    rows: usize,
+    cols: usize,
+    row_bytes: usize,
+}
+
+impl<'a> WeightMatrix<'a> {
+    /// Wraps `data`, checking that it holds exactly `rows` rows of `cols` elements of `ty`.
+    pub fn new(ty: GgmlType, data: &'a [u8], rows: usize, cols: usize) -> Result<Self, KernelError> {
+        let row_bytes = checked_row_bytes(ty, cols)?;
+        expect_len("weight matrix (bytes)", mul(rows, row_bytes, "weight matrix")?, data.len())?;
+        Ok(Self {
+            ty,
+            data,
+            rows,
+            cols,
+            row_bytes,
+        })
+    }
+
+    /// Element type.
+    pub fn ty(&self) -> GgmlType {
+        self.ty
+    }
+
+    /// Number of rows (output features).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Elements per row (input features).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Bytes per row.
+    pub fn row_bytes(&self) -> usize {
+        self.row_bytes
+    }
+
+    /// The raw bytes.
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
+
+    fn row(&self, r: usize) -> &'a [u8] {
+        &self.data[r * self.row_bytes..(r + 1) * self.row_bytes]
+    }
+}
+
+/// Output pointer shared by chunks that write disjoint elements.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: each chunk writes only the elements of its own rows (see `run_chunk`), so sharing
+// the pointer across threads never produces overlapping writes.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+
+/// Rows per work item: enough items to balance threads, few enough to keep the handoff cheap,
+/// and small when batching so a chunk's weights stay in cache across the token groups.
+fn chunk_rows(rows: usize, n_tokens: usize, threads: usize) -> usize {
+    if threads <= 1 && n_tokens < 4 {
+        return rows.max(1);
+    }
+    let balanced = rows.div_ceil(threads * 8).max(1);
+    if n_tokens >= 4 {
+        balanced.min(16)
+    } else {
+        balanced
+    }
+}
+
+impl Kernels {
+    /// `out[r] = dot(w[r], act)` for every row: a mat-vec with one activation row in
+    /// [`crate::activation_type`]`(w.ty())` format.
+    pub fn matvec(
+        &self,
+        pool: &ThreadPool,
+        w: &WeightMatrix<'_>,
+        act: &[u8],
+        out: &mut [f32],
+    ) -> Result<(), KernelError> {
+        self.matmul(pool, w, act, 1, out)
+    }
+
+    /// `out[t * rows + r] = dot(w[r], act[t])` for `n_tokens` activation rows stored back to
+    /// back (each `cols` elements in [`crate::activation_type`]`(w.ty())` format).
+    pub fn matmul(
+        &self,
+        pool: &ThreadPool,
+        w: &WeightMatrix<'_>,
+        act: &[u8],
+        n_tokens: usize,
+        out: &mut [f32],
+    ) -> Result<(), KernelError> {
+        let e = *self.entry(w.ty)?;
+        let act_row = checked_row_bytes(e.act, w.cols)?;
+        expect_len("activations (bytes)", mul(n_tokens, act_row, "activations")?, act.len())?;
+        expect_len("output", mul(n_tokens, w.rows, "output")?, out.len())?;
+        if w.rows == 0 || n_tokens == 0 {
+            return Ok(());
+        }
+        let chunk = chunk_rows(w.rows, n_tokens, pool.threads());
+        let n_chunks = w.rows.div_ceil(chunk);
+        let ptr = OutPtr(out.as_mut_ptr());
+        let job = Job {
+            e,
+            w,
+            act,
+            act_row,
+            n_tokens,
+            out: ptr,
+        };
+        pool.for_each_index(n_chunks, |c| {
+            let r0 = c * chunk;
+            let r1 = (r0 + chunk).min(w.rows);
+            // SAFETY: the table's ISA was verified at construction; `job` lengths were
+            // validated above; chunks cover disjoint row ranges.
+            unsafe { job.run_chunk(r0, r1) }
+        });
+        Ok(())
+    }
+}
+
+/// Everything one chunk needs, validated.
+struct Job<'a, 'w> {
+    e: DotEntry,
+    w: &'a WeightMatrix<'w>,
+    act: &'a [u8],
+    act_row: usize,
+    n_tokens: usize,
+    out: OutPtr,
+}
+
+impl Job<'_, '_> {
+    /// Computes rows `r0..r1` for every token.
+    ///
+    /// # Safety
+    /// The kernels in `e` must be runnable on this CPU, `out` must point to
+    /// `n_tokens * w.rows` floats, and no other thread may write rows `r0..r1` concurrently.
+    unsafe fn run_chunk(&self, r0: usize, r1: usize) {
+        let (w, n) = (self.w, self.w.cols);
+        let tok = |t: usize| &self.act[t * self.act_row..(t + 1) * self.act_row];
+        let write = |t: usize, r: usize, v: f32| {
+            debug_assert!(t < self.n_tokens && r < w.rows);
+            // SAFETY: t < n_tokens and r < rows keep the index inside `out`, and row r belongs
+            // to this chunk alone (caller contract).
+            unsafe { *self.out.0.add(t * w.rows + r) = v };
+        };
+        let mut t = 0;
+        if let Some(dot4) = self.e.dot4 {
+            while t + 4 <= self.n_tokens {
+                let a = [tok(t), tok(t + 1), tok(t + 2), tok(t + 3)];
+                for r in r0..r1 {
+                    // SAFETY: ISA verified by the caller; slices have validated lengths.
+                    let v = unsafe { dot4(n, w.row(r), a) };
+                    for (k, v) in v.into_iter().enumerate() {
+                        write(t + k, r, v);
+                    }
+                }
+                t += 4;
+            }
+        }
+        for t in t..self.n_tokens {
+            let a = tok(t);
+            for r in r0..r1 {
+                // SAFETY: ISA verified by the caller; slices have validated lengths.
+                write(t, r, unsafe { (self.e.dot)(n, w.row(r), a) });
+            }
+        }
+    }
+}

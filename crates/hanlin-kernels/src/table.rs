@@ -1,0 +1,82 @@
+//! Function-pointer tables, one per ISA, indexed by ggml type id.
+//!
+//! Entries are `unsafe fn` because ISA kernels carry `#[target_feature]`; a [`Table`] for an
+//! ISA is only built after that ISA was detected, which is the whole safety argument for
+//! calling through it. Slice lengths are validated by the public entry points, and every kernel
+//! indexes its slices safely anyway.
+
+use hanlin_gguf::GgmlType;
+
+/// Weight row · activation row over `n` elements.
+pub(crate) type DotFn = unsafe fn(n: usize, w: &[u8], a: &[u8]) -> f32;
+
+/// One weight row against four activation rows, decoding each weight block once.
+pub(crate) type Dot4Fn = unsafe fn(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
+
+/// f32 row → activation format; `src.len()` is a whole number of blocks.
+pub(crate) type QuantizeFn = unsafe fn(src: &[f32], dst: &mut [u8]);
+
+/// Kernels for one weight type.
+#[derive(Clone, Copy)]
+pub(crate) struct DotEntry {
+    /// Activation format the kernel expects (ggml's `vec_dot_type`).
+    pub act: GgmlType,
+    /// The 1×1 dot product.
+    pub dot: DotFn,
+    /// The 1×4 tile used by batched matmul, when the ISA has one.
+    pub dot4: Option<Dot4Fn>,
+}
+
+/// Largest ggml type id plus one.
+const SLOTS: usize = 40;
+
+/// Per-type dot and quantize entries.
+#[derive(Clone)]
+pub(crate) struct Table {
+    dots: [Option<DotEntry>; SLOTS],
+    quants: [Option<QuantizeFn>; SLOTS],
+}
+
+impl Table {
+    /// A table with no entries.
+    pub(crate) fn empty() -> Self {
+        Self {
+            dots: [None; SLOTS],
+            quants: [None; SLOTS],
+        }
+    }
+
+    /// The dot entry for weights of type `ty`.
+    #[inline]
+    pub(crate) fn dot(&self, ty: GgmlType) -> Option<&DotEntry> {
+        self.dots.get(ty.id() as usize)?.as_ref()
+    }
+
+    /// The quantizer producing activations of type `ty`.
+    #[inline]
+    pub(crate) fn quantize(&self, ty: GgmlType) -> Option<QuantizeFn> {
+        *self.quants.get(ty.id() as usize)?
+    }
+
+    /// Installs (or replaces) the dot entry for `ty`.
+    pub(crate) fn set_dot(&mut self, ty: GgmlType, e: DotEntry) {
+        if let Some(slot) = self.dots.get_mut(ty.id() as usize) {
+            *slot = Some(e);
+        }
+    }
+
+    /// Replaces the 1×1 and 1×4 kernels of an existing entry, keeping its activation type.
+    pub(crate) fn set_kernels(&mut self, ty: GgmlType, dot: DotFn, dot4: Option<Dot4Fn>) {
+        if let Some(Some(e)) = self.dots.get_mut(ty.id() as usize) {
+            e.dot = dot;
+            e.dot4 = dot4;
+        }
+    }
+
+    /// Installs (or replaces) the quantizer for activation type `ty`.
+    pub(crate) fn set_quantize(&mut self, ty: GgmlType, q: QuantizeFn) {
+        if let Some(slot) = self.quants.get_mut(ty.id() as usize) {
+            *slot = Some(q);
+        }
+    }
+}

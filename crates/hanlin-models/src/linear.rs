@@ -1,0 +1,73 @@
+//! Matrix products of weights with activations, in the formats llama.cpp uses.
+//!
+//! Activations are quantized once per row to the weight's `vec_dot_type` (q8_0 for q4_0/q5_0/
+//! q8_0, q8_K for k-quants, f16 for f16 weights) and then dotted against each weight row,
+//! exactly the pairing ggml uses, so numerics match llama.cpp's CPU backend.
+
+use hanlin_gguf::GgmlType;
+
+use crate::error::{ModelError, Result};
+use crate::weights::Weight;
+
+/// Reusable buffer for quantized activations (sized on first use, then reused).
+#[derive(Default, Debug)]
+pub struct ActBuf {
+    bytes: Vec<u8>,
+}
+
+/// `out[t][r] = dot(w.row(r), x[t])` for `n` activation rows of `w.cols` elements.
+pub fn matmul(
+    file: &[u8],
+    w: &Weight,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+    buf: &mut ActBuf,
+) -> Result<()> {
+    let kerr = |e: hanlin_quant::QuantError| ModelError::Kernel(format!("{}: {e}", w.name));
+    let act_ty = hanlin_quant::vec_dot_type(w.ty);
+    let act_row = hanlin_quant::row_size(act_ty, w.cols).map_err(kerr)?;
+    if buf.bytes.len() < act_row * n {
+        buf.bytes.resize(act_row * n, 0);
+    }
+    for t in 0..n {
+        hanlin_quant::try_quantize_activation(
+            act_ty,
+            &x[t * w.cols..(t + 1) * w.cols],
+            &mut buf.bytes[t * act_row..(t + 1) * act_row],
+        )
+        .map_err(kerr)?;
+    }
+    for t in 0..n {
+        let a = &buf.bytes[t * act_row..(t + 1) * act_row];
+        let o = &mut out[t * w.rows..(t + 1) * w.rows];
+        for (r, slot) in o.iter_mut().enumerate() {
+            *slot = hanlin_quant::vec_dot(w.ty, w.cols, w.row(file, r), a).map_err(kerr)?;
+        }
+    }
+    Ok(())
+}
+
+/// Dequantizes row `r` of `w` (embedding lookup).
+pub fn get_row(file: &[u8], w: &Weight, r: usize, out: &mut [f32]) -> Result<()> {
+    hanlin_quant::dequantize_row(w.ty, w.row(file, r), &mut out[..w.cols])
+        .map_err(|e| ModelError::Kernel(format!("{}: {e}", w.name)))
+}
+
+/// Dequantizes a whole (small) tensor to f32: norms and biases.
+pub fn to_f32(file: &[u8], w: &Weight) -> Result<Vec<f32>> {
+    let mut out = vec![0.0; w.rows * w.cols];
+    for r in 0..w.rows {
+        get_row(file, w, r, &mut out[r * w.cols..(r + 1) * w.cols])?;
+    }
+    Ok(out)
+}
+
+/// Whether the kernels can multiply this type.
+pub fn supported(ty: GgmlType) -> bool {
+    use GgmlType::*;
+    matches!(
+        ty,
+        F32 | F16 | BF16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q2_K | Q3_K | Q4_K | Q5_K | Q6_K
+    )
+}

@@ -1,0 +1,352 @@
+//! A loaded decoder model and its fast forward pass.
+
+use std::path::Path;
+
+use half::f16;
+use hanlin_gguf::GgufFile;
+
+use crate::arch::Slot;
+use crate::config::{Activation, Arch, ModelConfig};
+use crate::error::{ModelError, Result};
+use crate::kv::KvCache;
+use crate::linear::{self, ActBuf};
+use crate::ops;
+use crate::weights::{Weight, Weights};
+
+/// Small per-layer vectors (norms, biases) converted to f32 once at load.
+#[derive(Debug)]
+struct LayerVecs {
+    attn_norm: Vec<f32>,
+    q_norm: Option<Vec<f32>>,
+    k_norm: Option<Vec<f32>>,
+    attn_post_norm: Option<Vec<f32>>,
+    ffn_norm: Vec<f32>,
+    ffn_post_norm: Option<Vec<f32>>,
+    bq: Option<Vec<f32>>,
+    bk: Option<Vec<f32>>,
+    bv: Option<Vec<f32>>,
+}
+
+/// A runnable decoder-only model over a memory-mapped GGUF file.
+pub struct Model {
+    /// Hyperparameters.
+    pub config: ModelConfig,
+    file: GgufFile,
+    weights: Weights,
+    vecs: Vec<LayerVecs>,
+    output_norm: Vec<f32>,
+    /// Queries scaled before the f16 K dot (Gemma) rather than scores after (everyone else).
+    prescale_q: bool,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("config", &self.config).finish()
+    }
+}
+
+/// Which logits a forward call returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    /// Only for the last token of the batch.
+    Last,
+    /// For every token of the batch (`n * n_vocab`).
+    All,
+}
+
+/// Working memory for forward passes, allocated once and reused for every step.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    cap: usize,
+    x: Vec<f32>,
+    xn: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    attn: Vec<f32>,
+    proj: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    scores: Vec<f32>,
+    qh: Vec<f32>,
+    rope: Vec<f32>,
+    logits: Vec<f32>,
+    act: ActBuf,
+}
+
+impl Model {
+    /// Opens, checks and maps a GGUF model.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_gguf(GgufFile::open(path)?)
+    }
+
+    /// Builds a model from an opened GGUF file.
+    pub fn from_gguf(file: GgufFile) -> Result<Self> {
+        let config = ModelConfig::from_gguf(&file)?;
+        let weights = Weights::load(&file, &config)?;
+        for w in std::iter::once(&weights.token_embd)
+            .chain(std::iter::once(&weights.output))
+            .chain(weights.layers.iter().flat_map(|l| {
+                [Slot::Wq, Slot::Wk, Slot::Wv, Slot::Wo, Slot::FfnGate, Slot::FfnUp, Slot::FfnDown]
+                    .into_iter()
+                    .filter_map(move |s| l.get(s))
+            }))
+        {
+            if !linear::supported(w.ty) {
+                return Err(ModelError::UnsupportedType {
+                    name: w.name.clone(),
+                    ty: w.ty,
+                    op: "matmul",
+                });
+            }
+        }
+        let bytes = file.as_bytes();
+        let vec_of = |w: Option<&Weight>| -> Result<Option<Vec<f32>>> {
+            w.map(|w| linear::to_f32(bytes, w)).transpose()
+        };
+        let mut vecs = Vec::with_capacity(config.n_layer);
+        for l in &weights.layers {
+            vecs.push(LayerVecs {
+                attn_norm: linear::to_f32(bytes, l.req(Slot::AttnNorm))?,
+                q_norm: vec_of(l.get(Slot::QNorm))?,
+                k_norm: vec_of(l.get(Slot::KNorm))?,
+                attn_post_norm: vec_of(l.get(Slot::AttnPostNorm))?,
+                ffn_norm: linear::to_f32(bytes, l.req(Slot::FfnNorm))?,
+                ffn_post_norm: vec_of(l.get(Slot::FfnPostNorm))?,
+                bq: vec_of(l.get(Slot::Bq))?,
+                bk: vec_of(l.get(Slot::Bk))?,
+                bv: vec_of(l.get(Slot::Bv))?,
+            });
+        }
+        let output_norm = linear::to_f32(bytes, &weights.output_norm)?;
+        let prescale_q = config.arch == Arch::Gemma3;
+        Ok(Model { config, file, weights, vecs, output_norm, prescale_q })
+    }
+
+    /// The underlying GGUF file (for the tokenizer and metadata).
+    pub fn gguf(&self) -> &GgufFile {
+        &self.file
+    }
+
+    /// Scratch space for batches of up to `cap` tokens.
+    pub fn scratch(&self, cap: usize) -> Scratch {
+        let c = &self.config;
+        let cap = cap.max(1);
+        let q_dim = c.n_head * c.head_dim_k;
+        Scratch {
+            cap,
+            x: vec![0.0; cap * c.n_embd],
+            xn: vec![0.0; cap * c.n_embd],
+            q: vec![0.0; cap * q_dim],
+            k: vec![0.0; cap * c.kv_dim_k()],
+            v: vec![0.0; cap * c.kv_dim_v()],
+            attn: vec![0.0; cap * c.n_head * c.head_dim_v],
+            proj: vec![0.0; cap * c.n_embd],
+            gate: vec![0.0; cap * c.n_ff],
+            up: vec![0.0; cap * c.n_ff],
+            scores: Vec::new(),
+            qh: vec![0.0; c.head_dim_k],
+            rope: vec![0.0; c.n_rot],
+            logits: vec![0.0; c.n_vocab],
+            act: ActBuf::default(),
+        }
+    }
+
+    /// A KV cache for `n_ctx` positions (clamped to the training context).
+    pub fn kv_cache(&self, n_ctx: usize) -> KvCache {
+        KvCache::new(&self.config, n_ctx.clamp(1, self.config.context_length.max(1)))
+    }
+
+    /// Runs `tokens` at positions `kv.len()..`, appends their keys/values, returns logits.
+    pub fn forward<'s>(
+        &self,
+        tokens: &[u32],
+        kv: &mut KvCache,
+        s: &'s mut Scratch,
+        want: Logits,
+    ) -> Result<&'s [f32]> {
+        let c = &self.config;
+        let pos0 = kv.len();
+        kv.check_fits(pos0, tokens.len())?;
+        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
+            return Err(ModelError::BadToken { id, n_vocab: c.n_vocab });
+        }
+        if want == Logits::All && s.logits.len() < tokens.len() * c.n_vocab {
+            s.logits.resize(tokens.len() * c.n_vocab, 0.0);
+        }
+        let mut done = 0;
+        for chunk in tokens.chunks(s.cap) {
+            self.forward_chunk(chunk, pos0 + done, kv, s)?;
+            let rows: Vec<usize> = match want {
+                Logits::All => (0..chunk.len()).collect(),
+                Logits::Last if done + chunk.len() == tokens.len() => vec![chunk.len() - 1],
+                Logits::Last => vec![],
+            };
+            for t in rows {
+                let dst = if want == Logits::All { done + t } else { 0 };
+                self.lm_head(s, t, dst)?;
+            }
+            done += chunk.len();
+            kv.set_len(pos0 + done);
+        }
+        let n_out = if want == Logits::All { tokens.len() } else { 1 };
+        Ok(&s.logits[..n_out * c.n_vocab])
+    }
+
+    fn lm_head(&self, s: &mut Scratch, t: usize, dst: usize) -> Result<()> {
+        let c = &self.config;
+        let n = c.n_embd;
+        ops::rms_norm(&s.x[t * n..(t + 1) * n], &self.output_norm, c.norm_eps, &mut s.xn[..n]);
+        let out = &mut s.logits[dst * c.n_vocab..(dst + 1) * c.n_vocab];
+        linear::matmul(self.file.as_bytes(), &self.weights.output, &s.xn[..n], 1, out, &mut s.act)?;
+        if let Some(cap) = c.final_softcap {
+            for v in out.iter_mut() {
+                *v = (*v / cap).tanh() * cap;
+            }
+        }
+        Ok(())
+    }
+
+    fn forward_chunk(&self, tokens: &[u32], pos0: usize, kv: &mut KvCache, s: &mut Scratch) -> Result<()> {
+        let c = &self.config;
+        let bytes = self.file.as_bytes();
+        let n = tokens.len();
+        let d = c.n_embd;
+        let (hk, hv) = (c.head_dim_k, c.head_dim_v);
+        let (q_dim, k_dim, v_dim) = (c.n_head * hk, c.kv_dim_k(), c.kv_dim_v());
+
+        for (t, &tok) in tokens.iter().enumerate() {
+            let row = &mut s.x[t * d..(t + 1) * d];
+            linear::get_row(bytes, &self.weights.token_embd, tok as usize, row)?;
+            if let Some(scale) = c.embed_scale {
+                row.iter_mut().for_each(|v| *v *= scale);
+            }
+        }
+
+        for (il, (lw, lv)) in self.weights.layers.iter().zip(&self.vecs).enumerate() {
+            for t in 0..n {
+                ops::rms_norm(&s.x[t * d..(t + 1) * d], &lv.attn_norm, c.norm_eps, &mut s.xn[t * d..(t + 1) * d]);
+            }
+            let xn = &s.xn[..n * d];
+            linear::matmul(bytes, lw.req(Slot::Wq), xn, n, &mut s.q[..n * q_dim], &mut s.act)?;
+            linear::matmul(bytes, lw.req(Slot::Wk), xn, n, &mut s.k[..n * k_dim], &mut s.act)?;
+            linear::matmul(bytes, lw.req(Slot::Wv), xn, n, &mut s.v[..n * v_dim], &mut s.act)?;
+            add_bias(&mut s.q[..n * q_dim], lv.bq.as_deref());
+            add_bias(&mut s.k[..n * k_dim], lv.bk.as_deref());
+            add_bias(&mut s.v[..n * v_dim], lv.bv.as_deref());
+
+            let swa = c.swa_layers[il];
+            let base = if swa { c.rope_base_swa } else { c.rope_base };
+            let freq_scale = match c.rope_scaling {
+                crate::config::RopeScaling::Linear { factor } => 1.0 / factor,
+                _ => 1.0,
+            };
+            for t in 0..n {
+                ops::rope_cache(pos0 + t, c.n_rot, base, freq_scale, &mut s.rope);
+                for h in 0..c.n_head {
+                    let head = &mut s.q[t * q_dim + h * hk..t * q_dim + (h + 1) * hk];
+                    if let Some(w) = &lv.q_norm {
+                        ops::rms_norm_inplace(head, w, c.norm_eps);
+                    }
+                    ops::rope_apply(head, c.n_rot, c.rope_layout, &s.rope);
+                    if self.prescale_q {
+                        head.iter_mut().for_each(|v| *v *= c.attn_scale);
+                    }
+                }
+                for h in 0..c.n_head_kv {
+                    let head = &mut s.k[t * k_dim + h * hk..t * k_dim + (h + 1) * hk];
+                    if let Some(w) = &lv.k_norm {
+                        ops::rms_norm_inplace(head, w, c.norm_eps);
+                    }
+                    ops::rope_apply(head, c.n_rot, c.rope_layout, &s.rope);
+                }
+                kv.write(il, pos0 + t, &s.k[t * k_dim..(t + 1) * k_dim], &s.v[t * v_dim..(t + 1) * v_dim]);
+            }
+
+            let group = c.n_head / c.n_head_kv;
+            let score_scale = if self.prescale_q { 1.0 } else { c.attn_scale };
+            for t in 0..n {
+                let p = pos0 + t;
+                let lo = match (swa, c.sliding_window) {
+                    (true, Some(w)) => (p + 1).saturating_sub(w),
+                    _ => 0,
+                };
+                let span = p + 1 - lo;
+                if s.scores.len() < span {
+                    s.scores.resize(span, 0.0);
+                }
+                for h in 0..c.n_head {
+                    let kvh = h / group;
+                    // ggml converts the query to f16 to dot it with the f16 key cache.
+                    for (dst, &src) in s.qh.iter_mut().zip(&s.q[t * q_dim + h * hk..t * q_dim + (h + 1) * hk]) {
+                        *dst = ops::round_f16(src);
+                    }
+                    for (j, sc) in s.scores[..span].iter_mut().enumerate() {
+                        let kr = &kv.k_at(il, lo + j)[kvh * hk..(kvh + 1) * hk];
+                        *sc = dot_f16(&s.qh, kr) * score_scale;
+                    }
+                    ops::softmax(&mut s.scores[..span]);
+                    let out = &mut s.attn[t * c.n_head * hv + h * hv..t * c.n_head * hv + (h + 1) * hv];
+                    out.iter_mut().for_each(|o| *o = 0.0);
+                    for (j, &pj) in s.scores[..span].iter().enumerate() {
+                        // ggml converts probabilities to f16 for the f16 V product.
+                        let pj = ops::round_f16(pj);
+                        if pj == 0.0 {
+                            continue;
+                        }
+                        let vr = &kv.v_at(il, lo + j)[kvh * hv..(kvh + 1) * hv];
+                        for (o, &vv) in out.iter_mut().zip(vr) {
+                            *o += pj * vv.to_f32();
+                        }
+                    }
+                }
+            }
+            let o_dim = c.n_head * hv;
+            linear::matmul(bytes, lw.req(Slot::Wo), &s.attn[..n * o_dim], n, &mut s.proj[..n * d], &mut s.act)?;
+            for t in 0..n {
+                let pr = &mut s.proj[t * d..(t + 1) * d];
+                if let Some(w) = &lv.attn_post_norm {
+                    ops::rms_norm_inplace(pr, w, c.norm_eps);
+                }
+                for (x, &a) in s.x[t * d..(t + 1) * d].iter_mut().zip(pr.iter()) {
+                    *x += a;
+                }
+                ops::rms_norm(&s.x[t * d..(t + 1) * d], &lv.ffn_norm, c.norm_eps, &mut s.xn[t * d..(t + 1) * d]);
+            }
+            let f = c.n_ff;
+            let xn = &s.xn[..n * d];
+            linear::matmul(bytes, lw.req(Slot::FfnGate), xn, n, &mut s.gate[..n * f], &mut s.act)?;
+            linear::matmul(bytes, lw.req(Slot::FfnUp), xn, n, &mut s.up[..n * f], &mut s.act)?;
+            {
+                let (gate, up) = (&mut s.gate[..n * f], &s.up[..n * f]);
+                match c.activation {
+                    Activation::Silu => ops::swiglu_inplace(gate, up),
+                    Activation::Gelu => ops::geglu_inplace(gate, up),
+                }
+            }
+            linear::matmul(bytes, lw.req(Slot::FfnDown), &s.gate[..n * f], n, &mut s.proj[..n * d], &mut s.act)?;
+            for t in 0..n {
+                let pr = &mut s.proj[t * d..(t + 1) * d];
+                if let Some(w) = &lv.ffn_post_norm {
+                    ops::rms_norm_inplace(pr, w, c.norm_eps);
+                }
+                for (x, &a) in s.x[t * d..(t + 1) * d].iter_mut().zip(pr.iter()) {
+                    *x += a;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn add_bias(x: &mut [f32], b: Option<&[f32]>) {
+    if let Some(b) = b {
+        for row in x.chunks_mut(b.len()) {
+            row.iter_mut().zip(b).for_each(|(v, &bb)| *v += bb);
+        }
+    }
+}
+
+fn dot_f16(q: &[f32], k: &[f16]) -> f32 {
+    q.iter().zip(k).map(|(&a, &b)| a * b.to_f32()).sum()
+}
