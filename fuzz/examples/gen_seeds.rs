@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use hanlin_gguf::{GgmlType, GgufWriter, Value, ValueType};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "corpus/gguf_parse".into()));
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "corpus/gguf_parse".into()),
+    );
     std::fs::create_dir_all(&dir)?;
     let mut n = 0;
     let mut save = |name: &str, bytes: Vec<u8>| -> std::io::Result<()> {
@@ -30,14 +34,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .set("f64", Value::F64(0.5))
         .set(
             "tokenizer.ggml.tokens",
-            Value::Array(ValueType::String, ["<s>", "a", "é"].map(|s| Value::String(s.into())).to_vec()),
+            Value::Array(
+                ValueType::String,
+                ["<s>", "a", "é"].map(|s| Value::String(s.into())).to_vec(),
+            ),
         )
-        .set("tokenizer.ggml.scores", Value::Array(ValueType::F32, vec![Value::F32(0.0); 3]))
+        .set(
+            "tokenizer.ggml.scores",
+            Value::Array(ValueType::F32, vec![Value::F32(0.0); 3]),
+        )
         .set(
             "nested",
             Value::Array(
                 ValueType::Array,
-                vec![Value::Array(ValueType::U16, vec![Value::U16(1), Value::U16(2)])],
+                vec![Value::Array(
+                    ValueType::U16,
+                    vec![Value::U16(1), Value::U16(2)],
+                )],
             ),
         );
     save("metadata-only", w.to_bytes()?)?;
@@ -62,7 +75,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let testdata = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crates/hanlin-gguf/testdata");
     for name in ["gguf_py_tiny.gguf", "hanlin_tiny.gguf"] {
-        save(name.trim_end_matches(".gguf"), std::fs::read(testdata.join(name))?)?;
+        save(
+            name.trim_end_matches(".gguf"),
+            std::fs::read(testdata.join(name))?,
+        )?;
     }
     println!("wrote {n} seeds to {}", dir.display());
     Ok(())

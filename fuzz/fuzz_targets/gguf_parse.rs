@@ -13,7 +13,9 @@ use libfuzzer_sys::fuzz_target;
 const MAX_REWRITE_ALIGNMENT: u64 = 1 << 16;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(f) = GgufFile::from_bytes(data.to_vec()) else { return };
+    let Ok(f) = GgufFile::from_bytes(data.to_vec()) else {
+        return;
+    };
     assert!(matches!(f.version(), 2 | 3));
     assert!(f.alignment().is_power_of_two());
     assert_eq!(f.file_len(), data.len() as u64);
@@ -23,7 +25,12 @@ fuzz_target!(|data: &[u8]| {
         assert!(f.get(k).is_some());
         black_box(touch(v));
         black_box(v.to_string());
-        black_box((f.get_u64(k).ok(), f.get_f64(k).ok(), f.get_bool(k).ok(), f.get_str(k).ok()));
+        black_box((
+            f.get_u64(k).ok(),
+            f.get_f64(k).ok(),
+            f.get_bool(k).ok(),
+            f.get_str(k).ok(),
+        ));
     }
 
     let mut prev_end = 0u64;

@@ -87,8 +87,8 @@ def fetch_ggml_src():
     if (ggml / "src/ggml-cpu/quants.c").exists():
         return ggml
     cache.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                    "-d", str(cache), SDIST], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps",
+                    "--no-binary", "llama-cpp-python", "-d", str(cache), SDIST], check=True)
     sdist = next(cache.glob("llama_cpp_python-*.tar.gz"))
     with tarfile.open(sdist) as tar:
         for m in tar.getmembers():

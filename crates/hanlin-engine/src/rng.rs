@@ -18,7 +18,9 @@ impl SeededRng {
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^ (z >> 31)
         };
-        SeededRng { s: [next(), next(), next(), next()] }
+        SeededRng {
+            s: [next(), next(), next(), next()],
+        }
     }
 
     /// Next 64 random bits.

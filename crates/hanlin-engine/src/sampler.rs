@@ -53,7 +53,13 @@ impl Default for SamplingParams {
 impl SamplingParams {
     /// Greedy decoding (argmax), no penalties.
     pub fn greedy() -> Self {
-        SamplingParams { temperature: 0.0, top_k: 0, top_p: 1.0, min_p: 0.0, ..Default::default() }
+        SamplingParams {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            ..Default::default()
+        }
     }
 }
 
@@ -111,18 +117,30 @@ impl Sampler {
                 *l += bias;
             }
         }
-        let penalize = p.repetition_penalty != 1.0 || p.presence_penalty != 0.0 || p.frequency_penalty != 0.0;
+        let penalize =
+            p.repetition_penalty != 1.0 || p.presence_penalty != 0.0 || p.frequency_penalty != 0.0;
         if penalize {
-            let start = if p.penalty_last_n == 0 { 0 } else { self.history.len().saturating_sub(p.penalty_last_n) };
+            let start = if p.penalty_last_n == 0 {
+                0
+            } else {
+                self.history.len().saturating_sub(p.penalty_last_n)
+            };
             for &tok in &self.history[start..] {
-                let (i, c) = (tok as usize, self.counts.get(tok as usize).copied().unwrap_or(0));
+                let (i, c) = (
+                    tok as usize,
+                    self.counts.get(tok as usize).copied().unwrap_or(0),
+                );
                 // Each distinct token is penalised once: mark it done by the count sign trick below.
                 if i >= n || c == 0 {
                     continue;
                 }
                 let l = &mut self.logits[i];
                 if p.repetition_penalty != 1.0 {
-                    *l = if *l > 0.0 { *l / p.repetition_penalty } else { *l * p.repetition_penalty };
+                    *l = if *l > 0.0 {
+                        *l / p.repetition_penalty
+                    } else {
+                        *l * p.repetition_penalty
+                    };
                 }
                 *l -= c as f32 * p.frequency_penalty + p.presence_penalty;
                 self.counts[i] |= 1 << 31;
@@ -139,14 +157,19 @@ impl Sampler {
         }
 
         self.cand.clear();
-        self.cand.extend(logits.iter().enumerate().map(|(i, &l)| (i as u32, l)));
+        self.cand
+            .extend(logits.iter().enumerate().map(|(i, &l)| (i as u32, l)));
         self.cand.retain(|c| c.1 > f32::NEG_INFINITY);
         if self.cand.is_empty() {
             return argmax(logits);
         }
         let by_logit = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         // Keep a sorted head; without top-k, a head large enough for top-p's mass.
-        let k = if p.top_k > 0 { p.top_k.min(self.cand.len()) } else { self.cand.len() };
+        let k = if p.top_k > 0 {
+            p.top_k.min(self.cand.len())
+        } else {
+            self.cand.len()
+        };
         if k < self.cand.len() {
             self.cand.select_nth_unstable_by(k - 1, by_logit);
             self.cand.truncate(k);
@@ -171,7 +194,12 @@ impl Sampler {
         }
         if p.min_p > 0.0 {
             let thresh = self.cand[0].1 * p.min_p;
-            let keep = self.cand.iter().take_while(|c| c.1 >= thresh).count().max(1);
+            let keep = self
+                .cand
+                .iter()
+                .take_while(|c| c.1 >= thresh)
+                .count()
+                .max(1);
             self.cand.truncate(keep);
         }
         // Temperature on the surviving candidates' logits: p_i ∝ exp(log p_i / T).
@@ -219,8 +247,18 @@ fn softmax_cand(c: &mut [(u32, f32)]) {
 
 /// Locally typical sampling: keep tokens whose surprise is closest to the entropy until mass p.
 fn typical(c: &mut Vec<(u32, f32)>, p: f32) {
-    let entropy: f32 = c.iter().filter(|x| x.1 > 0.0).map(|x| -x.1 * x.1.ln()).sum();
-    let dist = |x: &(u32, f32)| if x.1 > 0.0 { (-x.1.ln() - entropy).abs() } else { f32::INFINITY };
+    let entropy: f32 = c
+        .iter()
+        .filter(|x| x.1 > 0.0)
+        .map(|x| -x.1 * x.1.ln())
+        .sum();
+    let dist = |x: &(u32, f32)| {
+        if x.1 > 0.0 {
+            (-x.1.ln() - entropy).abs()
+        } else {
+            f32::INFINITY
+        }
+    };
     c.sort_by(|a, b| dist(a).total_cmp(&dist(b)));
     let mut cum = 0.0;
     let mut keep = c.len();
@@ -279,28 +317,52 @@ mod tests {
 
     #[test]
     fn same_seed_same_draws_and_top_k_one_is_greedy() {
-        let p = SamplingParams { temperature: 1.5, top_k: 0, top_p: 1.0, min_p: 0.0, seed: 7, ..Default::default() };
+        let p = SamplingParams {
+            temperature: 1.5,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            seed: 7,
+            ..Default::default()
+        };
         let draws = |p: &SamplingParams| {
             let mut s = Sampler::new(p.clone(), 8);
             (0..50).map(|_| s.sample(&logits())).collect::<Vec<_>>()
         };
         assert_eq!(draws(&p), draws(&p));
         let distinct: std::collections::BTreeSet<_> = draws(&p).into_iter().collect();
-        assert!(distinct.len() > 3, "temperature 1.5 should spread draws: {distinct:?}");
+        assert!(
+            distinct.len() > 3,
+            "temperature 1.5 should spread draws: {distinct:?}"
+        );
         let p1 = SamplingParams { top_k: 1, ..p };
         assert!(draws(&p1).iter().all(|&t| t == 1));
     }
 
     #[test]
     fn top_p_and_min_p_restrict_the_support() {
-        let p = SamplingParams { temperature: 1.0, top_k: 0, top_p: 0.5, min_p: 0.0, seed: 3, ..Default::default() };
+        let p = SamplingParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 0.5,
+            min_p: 0.0,
+            seed: 3,
+            ..Default::default()
+        };
         let mut s = Sampler::new(p, 8);
         // softmax: token 1 (3.0) ≈ 0.36, 5 (2.9) ≈ 0.33 → top-p 0.5 keeps {1, 5}.
         for _ in 0..100 {
             let t = s.sample(&logits());
             assert!(t == 1 || t == 5, "{t}");
         }
-        let p = SamplingParams { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.7, seed: 3, ..Default::default() };
+        let p = SamplingParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.7,
+            seed: 3,
+            ..Default::default()
+        };
         let mut s = Sampler::new(p, 8);
         for _ in 0..100 {
             let t = s.sample(&logits());

@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use hanlin_models::{KvCache, Logits, Model, Scratch};
-use hanlin_tokenizer::{StreamDecoder, Tokenizer};
+use hanlin_tokenizer::Tokenizer;
 
 use crate::error::{EngineError, Result};
 use crate::sampler::{Sampler, SamplingParams};
@@ -155,14 +155,27 @@ impl<'m> Session<'m> {
             return Err(EngineError::EmptyPrompt);
         }
         if prompt.len() >= self.kv.n_ctx() {
-            return Err(EngineError::PromptTooLong { tokens: prompt.len(), n_ctx: self.kv.n_ctx() });
+            return Err(EngineError::PromptTooLong {
+                tokens: prompt.len(),
+                n_ctx: self.kv.n_ctx(),
+            });
         }
-        let mut common = self.history.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        let mut common = self
+            .history
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count();
         // The last prompt token must be run to get its logits.
         common = common.min(prompt.len() - 1);
         self.kv.truncate(common);
         self.history.truncate(common);
-        let logits = self.model.forward(&prompt[common..], &mut self.kv, &mut self.scratch, Logits::Last)?;
+        let logits = self.model.forward(
+            &prompt[common..],
+            &mut self.kv,
+            &mut self.scratch,
+            Logits::Last,
+        )?;
         self.history.extend_from_slice(&prompt[common..]);
         Ok((logits, common))
     }
@@ -188,12 +201,17 @@ impl<'m> Session<'m> {
         let t1 = Instant::now();
         let mut stop = StopMatcher::new(&params.stop);
         let mut stopped_by_string = false;
-        let mut decoder = StreamDecoder::new();
+        let mut decoder = self.tokenizer.stream_decoder(false);
         let mut out = Output {
             tokens: Vec::with_capacity(params.max_tokens.min(4096)),
             text: String::new(),
             finish: FinishReason::Length,
-            timings: Timings { prompt_tokens: prompt.len() - cached, cached_tokens: cached, prompt_ms, ..Default::default() },
+            timings: Timings {
+                prompt_tokens: prompt.len() - cached,
+                cached_tokens: cached,
+                prompt_ms,
+                ..Default::default()
+            },
         };
         let mut emit = |text: &str, out: &mut Output| -> ControlFlow<()> {
             out.text.push_str(text);
@@ -210,12 +228,13 @@ impl<'m> Session<'m> {
             }
             out.tokens.push(next);
             sampler.accept(next);
-            let eog = !params.ignore_eos && self.tokenizer.is_eog(next) || params.stop_tokens.contains(&next);
+            let eog = !params.ignore_eos && self.tokenizer.is_eog(next)
+                || params.stop_tokens.contains(&next);
             if eog {
                 out.finish = FinishReason::Stop;
                 break;
             }
-            let piece = decoder.push(self.tokenizer, next);
+            let piece = decoder.push(next);
             match stop.push(&piece) {
                 StopOutcome::Continue(t) => {
                     if emit(&t, &mut out).is_break() {
@@ -238,7 +257,9 @@ impl<'m> Session<'m> {
                 out.finish = FinishReason::Length;
                 break;
             }
-            let logits = self.model.forward(&[next], &mut self.kv, &mut self.scratch, Logits::Last)?;
+            let logits =
+                self.model
+                    .forward(&[next], &mut self.kv, &mut self.scratch, Logits::Last)?;
             self.history.push(next);
             next = sampler.sample(logits);
         }

@@ -1,7 +1,16 @@
 //! GGUF v2/v3 reader and writer over mmap.
 //!
-//! The reader validates everything up front (counts against file size, tensor bounds,
-//! overlaps, alignment), so later code can slice tensor data without further checks.
+//! The reader validates everything up front, so later code can slice tensor data without
+//! further checks. It enforces what the GGUF spec and llama.cpp's `gguf.cpp` enforce (magic,
+//! version 2 or 3, non-empty unique keys, `general.alignment` a u32 power of two, unique
+//! tensor names of at most 64 bytes, 1–4 non-zero dims whose element count fits an i64,
+//! known types, rows of whole blocks, aligned offsets, data inside the file) plus no two
+//! tensors overlapping; every count and length is checked against the bytes left before
+//! anything is allocated. Like gguf-py it accepts nested arrays (up to 4 deep) and tensors
+//! in any order; invalid UTF-8 in strings is replaced, not rejected.
+//!
+//! The writer lays files out exactly as gguf-py's `GGUFWriter` does (byte-identical for the
+//! same input; see `tests/gguf_py.rs`).
 
 mod cursor;
 mod error;

@@ -172,7 +172,14 @@ impl GgufFile {
 
         let data_offset = align_up(r.pos() as u64, alignment);
         let mut tensors = Vec::with_capacity(infos.len());
-        for (name, dims, ggml_type, offset, n_bytes) in infos.into_iter().map(RawInfo::into_parts) {
+        for RawInfo {
+            name,
+            dims,
+            ggml_type,
+            offset,
+            n_bytes,
+        } in infos
+        {
             if offset % alignment != 0 {
                 return Err(GgufError::MisalignedTensor {
                     name,
@@ -343,18 +350,6 @@ struct RawInfo {
     ggml_type: GgmlType,
     offset: u64,
     n_bytes: u64,
-}
-
-impl RawInfo {
-    fn into_parts(self) -> (String, Vec<u64>, GgmlType, u64, u64) {
-        (
-            self.name,
-            self.dims,
-            self.ggml_type,
-            self.offset,
-            self.n_bytes,
-        )
-    }
 }
 
 /// Adds the key to a truncation error, which the cursor reports without context.

@@ -42,7 +42,11 @@ pub(crate) fn mul(a: usize, b: usize, what: &'static str) -> Result<usize, Kerne
 }
 
 /// `Ok` when `got == expected`, else a length error naming `what`.
-pub(crate) fn expect_len(what: &'static str, expected: usize, got: usize) -> Result<(), KernelError> {
+pub(crate) fn expect_len(
+    what: &'static str,
+    expected: usize,
+    got: usize,
+) -> Result<(), KernelError> {
     if expected == got {
         Ok(())
     } else {
@@ -161,7 +165,11 @@ impl Kernels {
     ) -> Result<f32, KernelError> {
         let e = self.entry(ty)?;
         expect_len("weight row (bytes)", checked_row_bytes(ty, n)?, w.len())?;
-        expect_len("activation row (bytes)", checked_row_bytes(e.act, n)?, act.len())?;
+        expect_len(
+            "activation row (bytes)",
+            checked_row_bytes(e.act, n)?,
+            act.len(),
+        )?;
         // SAFETY: ISA checked at construction; lengths validated above.
         Ok(unsafe { (e.dot)(n, w, act) })
     }

@@ -149,6 +149,7 @@ pub fn row_bytes(ty: GgmlType, n: usize) -> Option<usize> {
 }
 
 /// Mutable twin of [`field`].
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn field_mut<const O: usize, const L: usize, const N: usize>(
     b: &mut [u8; N],

@@ -23,9 +23,18 @@ pub struct WeightMatrix<'a> {
 
 impl<'a> WeightMatrix<'a> {
     /// Wraps `data`, checking that it holds exactly `rows` rows of `cols` elements of `ty`.
-    pub fn new(ty: GgmlType, data: &'a [u8], rows: usize, cols: usize) -> Result<Self, KernelError> {
+    pub fn new(
+        ty: GgmlType,
+        data: &'a [u8],
+        rows: usize,
+        cols: usize,
+    ) -> Result<Self, KernelError> {
         let row_bytes = checked_row_bytes(ty, cols)?;
-        expect_len("weight matrix (bytes)", mul(rows, row_bytes, "weight matrix")?, data.len())?;
+        expect_len(
+            "weight matrix (bytes)",
+            mul(rows, row_bytes, "weight matrix")?,
+            data.len(),
+        )?;
         Ok(Self {
             ty,
             data,
@@ -113,7 +122,11 @@ impl Kernels {
     ) -> Result<(), KernelError> {
         let e = *self.entry(w.ty)?;
         let act_row = checked_row_bytes(e.act, w.cols)?;
-        expect_len("activations (bytes)", mul(n_tokens, act_row, "activations")?, act.len())?;
+        expect_len(
+            "activations (bytes)",
+            mul(n_tokens, act_row, "activations")?,
+            act.len(),
+        )?;
         expect_len("output", mul(n_tokens, w.rows, "output")?, out.len())?;
         if w.rows == 0 || n_tokens == 0 {
             return Ok(());

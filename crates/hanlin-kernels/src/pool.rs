@@ -141,7 +141,7 @@ impl ThreadPool {
         let mut spins = 0u32;
         while inner.pending.load(Ordering::Acquire) != 0 {
             spins = spins.wrapping_add(1);
-            if spins < 1 << 14 {
+            if spins < 1 << 10 {
                 std::hint::spin_loop();
             } else {
                 std::thread::yield_now();

@@ -66,6 +66,7 @@ impl Table {
     }
 
     /// Replaces the 1×1 and 1×4 kernels of an existing entry, keeping its activation type.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn set_kernels(&mut self, ty: GgmlType, dot: DotFn, dot4: Option<Dot4Fn>) {
         if let Some(Some(e)) = self.dots.get_mut(ty.id() as usize) {
             e.dot = dot;

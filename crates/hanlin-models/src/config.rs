@@ -151,7 +151,10 @@ impl ModelConfig {
             .get_str("general.architecture")?
             .ok_or_else(|| ModelError::MissingKey("general.architecture".into()))?;
         let arch = Arch::from_name(arch_name)?;
-        let m = Meta { f, prefix: arch.name() };
+        let m = Meta {
+            f,
+            prefix: arch.name(),
+        };
         let n_embd = m.req_usize("embedding_length")?;
         let n_layer = m.req_usize("block_count")?;
         let n_head = m.req_usize("attention.head_count")?;
@@ -168,7 +171,9 @@ impl ModelConfig {
                 why: format!("{n_layer} layers of width {n_embd}"),
             });
         }
-        let head_dim_k = m.opt_usize("attention.key_length")?.unwrap_or(n_embd / n_head);
+        let head_dim_k = m
+            .opt_usize("attention.key_length")?
+            .unwrap_or(n_embd / n_head);
         let head_dim_v = m.opt_usize("attention.value_length")?.unwrap_or(head_dim_k);
         let n_rot = m.opt_usize("rope.dimension_count")?.unwrap_or(head_dim_k);
         if n_rot > head_dim_k || n_rot % 2 != 0 {
@@ -193,7 +198,9 @@ impl ModelConfig {
             head_dim_k,
             head_dim_v,
             n_ff: m.req_usize("feed_forward_length")?,
-            norm_eps: m.opt_f32("attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5),
+            norm_eps: m
+                .opt_f32("attention.layer_norm_rms_epsilon")?
+                .unwrap_or(1e-5),
             context_length: m.opt_usize("context_length")?.unwrap_or(2048),
             n_rot,
             rope_base,
@@ -225,7 +232,9 @@ fn rope_scaling(m: &Meta<'_>) -> Result<RopeScaling> {
         Some("linear") if factor > 0.0 => RopeScaling::Linear { factor },
         Some("yarn") if factor > 0.0 => RopeScaling::Yarn {
             factor,
-            orig_ctx: m.opt_usize("rope.scaling.original_context_length")?.unwrap_or(0),
+            orig_ctx: m
+                .opt_usize("rope.scaling.original_context_length")?
+                .unwrap_or(0),
             beta_fast: m.opt_f32("rope.scaling.yarn_beta_fast")?.unwrap_or(32.0),
             beta_slow: m.opt_f32("rope.scaling.yarn_beta_slow")?.unwrap_or(1.0),
             attn_factor: m.opt_f32("rope.scaling.attn_factor")?.unwrap_or(0.0),
@@ -256,20 +265,31 @@ impl Meta<'_> {
         match self.f.get(&key) {
             None => Ok(None),
             // Some converters store per-layer arrays; all our archs use one value for every layer.
-            Some(hanlin_gguf::Value::Array(_, items)) => match items.first().and_then(|v| v.as_u64()) {
-                Some(v) if items.iter().all(|x| x.as_u64() == Some(v)) => Ok(Some(v as usize)),
-                _ => Err(ModelError::BadHyperparameter { key, why: "per-layer values differ".into() }),
-            },
+            Some(hanlin_gguf::Value::Array(_, items)) => {
+                match items.first().and_then(|v| v.as_u64()) {
+                    Some(v) if items.iter().all(|x| x.as_u64() == Some(v)) => Ok(Some(v as usize)),
+                    _ => Err(ModelError::BadHyperparameter {
+                        key,
+                        why: "per-layer values differ".into(),
+                    }),
+                }
+            }
             Some(v) => v
                 .as_u64()
                 .map(|v| Some(v as usize))
-                .ok_or(ModelError::BadHyperparameter { key, why: "not an unsigned integer".into() }),
+                .ok_or(ModelError::BadHyperparameter {
+                    key,
+                    why: "not an unsigned integer".into(),
+                }),
         }
     }
 
     pub(crate) fn req_usize(&self, k: &str) -> Result<usize> {
         match self.opt_usize(k)? {
-            Some(0) => Err(ModelError::BadHyperparameter { key: self.key(k), why: "is zero".into() }),
+            Some(0) => Err(ModelError::BadHyperparameter {
+                key: self.key(k),
+                why: "is zero".into(),
+            }),
             Some(v) => Ok(v),
             None => Err(ModelError::MissingKey(self.key(k))),
         }

@@ -65,7 +65,10 @@ impl KvCache {
 
     pub(crate) fn check_fits(&self, pos0: usize, n: usize) -> Result<()> {
         if pos0 + n > self.n_ctx {
-            return Err(ModelError::ContextFull { needed: pos0 + n, n_ctx: self.n_ctx });
+            return Err(ModelError::ContextFull {
+                needed: pos0 + n,
+                n_ctx: self.n_ctx,
+            });
         }
         Ok(())
     }

@@ -6,8 +6,8 @@ mod error;
 pub mod kv;
 pub mod linear;
 mod model;
-pub mod reference;
 pub mod ops;
+pub mod reference;
 pub mod weights;
 
 pub use config::{Arch, ModelConfig};

@@ -25,18 +25,18 @@ pub fn matmul(
     buf: &mut ActBuf,
 ) -> Result<()> {
     let kerr = |e: hanlin_quant::QuantError| ModelError::Kernel(format!("{}: {e}", w.name));
+
     let act_ty = hanlin_quant::vec_dot_type(w.ty);
     let act_row = hanlin_quant::row_size(act_ty, w.cols).map_err(kerr)?;
     if buf.bytes.len() < act_row * n {
         buf.bytes.resize(act_row * n, 0);
     }
     for t in 0..n {
-        hanlin_quant::try_quantize_activation(
-            act_ty,
+        let (src, dst) = (
             &x[t * w.cols..(t + 1) * w.cols],
             &mut buf.bytes[t * act_row..(t + 1) * act_row],
-        )
-        .map_err(kerr)?;
+        );
+        hanlin_quant::try_quantize_activation(act_ty, src, dst).map_err(kerr)?;
     }
     for t in 0..n {
         let a = &buf.bytes[t * act_row..(t + 1) * act_row];

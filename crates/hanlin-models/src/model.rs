@@ -37,11 +37,14 @@ pub struct Model {
     output_norm: Vec<f32>,
     /// Queries scaled before the f16 K dot (Gemma) rather than scores after (everyone else).
     prescale_q: bool,
+    threads: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model").field("config", &self.config).finish()
+        f.debug_struct("Model")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -87,9 +90,17 @@ impl Model {
         for w in std::iter::once(&weights.token_embd)
             .chain(std::iter::once(&weights.output))
             .chain(weights.layers.iter().flat_map(|l| {
-                [Slot::Wq, Slot::Wk, Slot::Wv, Slot::Wo, Slot::FfnGate, Slot::FfnUp, Slot::FfnDown]
-                    .into_iter()
-                    .filter_map(move |s| l.get(s))
+                [
+                    Slot::Wq,
+                    Slot::Wk,
+                    Slot::Wv,
+                    Slot::Wo,
+                    Slot::FfnGate,
+                    Slot::FfnUp,
+                    Slot::FfnDown,
+                ]
+                .into_iter()
+                .filter_map(move |s| l.get(s))
             }))
         {
             if !linear::supported(w.ty) {
@@ -120,7 +131,29 @@ impl Model {
         }
         let output_norm = linear::to_f32(bytes, &weights.output_norm)?;
         let prescale_q = config.arch == Arch::Gemma3;
-        Ok(Model { config, file, weights, vecs, output_norm, prescale_q })
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        Ok(Model {
+            config,
+            file,
+            weights,
+            vecs,
+            output_norm,
+            prescale_q,
+            threads: std::sync::atomic::AtomicUsize::new(threads),
+        })
+    }
+
+    /// Sets how many threads matrix products use.
+    pub fn set_threads(&self, n: usize) {
+        self.threads
+            .store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Threads used for matrix products.
+    pub fn threads(&self) -> usize {
+        self.threads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The underlying GGUF file (for the tokenizer and metadata).
@@ -154,7 +187,10 @@ impl Model {
 
     /// A KV cache for `n_ctx` positions (clamped to the training context).
     pub fn kv_cache(&self, n_ctx: usize) -> KvCache {
-        KvCache::new(&self.config, n_ctx.clamp(1, self.config.context_length.max(1)))
+        KvCache::new(
+            &self.config,
+            n_ctx.clamp(1, self.config.context_length.max(1)),
+        )
     }
 
     /// Runs `tokens` at positions `kv.len()..`, appends their keys/values, returns logits.
@@ -169,7 +205,10 @@ impl Model {
         let pos0 = kv.len();
         kv.check_fits(pos0, tokens.len())?;
         if let Some(&id) = tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
-            return Err(ModelError::BadToken { id, n_vocab: c.n_vocab });
+            return Err(ModelError::BadToken {
+                id,
+                n_vocab: c.n_vocab,
+            });
         }
         if want == Logits::All && s.logits.len() < tokens.len() * c.n_vocab {
             s.logits.resize(tokens.len() * c.n_vocab, 0.0);
@@ -196,9 +235,21 @@ impl Model {
     fn lm_head(&self, s: &mut Scratch, t: usize, dst: usize) -> Result<()> {
         let c = &self.config;
         let n = c.n_embd;
-        ops::rms_norm(&s.x[t * n..(t + 1) * n], &self.output_norm, c.norm_eps, &mut s.xn[..n]);
+        ops::rms_norm(
+            &s.x[t * n..(t + 1) * n],
+            &self.output_norm,
+            c.norm_eps,
+            &mut s.xn[..n],
+        );
         let out = &mut s.logits[dst * c.n_vocab..(dst + 1) * c.n_vocab];
-        linear::matmul(self.file.as_bytes(), &self.weights.output, &s.xn[..n], 1, out, &mut s.act)?;
+        linear::matmul(
+            self.file.as_bytes(),
+            &self.weights.output,
+            &s.xn[..n],
+            1,
+            out,
+            &mut s.act,
+        )?;
         if let Some(cap) = c.final_softcap {
             for v in out.iter_mut() {
                 *v = (*v / cap).tanh() * cap;
@@ -207,7 +258,13 @@ impl Model {
         Ok(())
     }
 
-    fn forward_chunk(&self, tokens: &[u32], pos0: usize, kv: &mut KvCache, s: &mut Scratch) -> Result<()> {
+    fn forward_chunk(
+        &self,
+        tokens: &[u32],
+        pos0: usize,
+        kv: &mut KvCache,
+        s: &mut Scratch,
+    ) -> Result<()> {
         let c = &self.config;
         let bytes = self.file.as_bytes();
         let n = tokens.len();
@@ -225,12 +282,38 @@ impl Model {
 
         for (il, (lw, lv)) in self.weights.layers.iter().zip(&self.vecs).enumerate() {
             for t in 0..n {
-                ops::rms_norm(&s.x[t * d..(t + 1) * d], &lv.attn_norm, c.norm_eps, &mut s.xn[t * d..(t + 1) * d]);
+                ops::rms_norm(
+                    &s.x[t * d..(t + 1) * d],
+                    &lv.attn_norm,
+                    c.norm_eps,
+                    &mut s.xn[t * d..(t + 1) * d],
+                );
             }
             let xn = &s.xn[..n * d];
-            linear::matmul(bytes, lw.req(Slot::Wq), xn, n, &mut s.q[..n * q_dim], &mut s.act)?;
-            linear::matmul(bytes, lw.req(Slot::Wk), xn, n, &mut s.k[..n * k_dim], &mut s.act)?;
-            linear::matmul(bytes, lw.req(Slot::Wv), xn, n, &mut s.v[..n * v_dim], &mut s.act)?;
+            linear::matmul(
+                bytes,
+                lw.req(Slot::Wq),
+                xn,
+                n,
+                &mut s.q[..n * q_dim],
+                &mut s.act,
+            )?;
+            linear::matmul(
+                bytes,
+                lw.req(Slot::Wk),
+                xn,
+                n,
+                &mut s.k[..n * k_dim],
+                &mut s.act,
+            )?;
+            linear::matmul(
+                bytes,
+                lw.req(Slot::Wv),
+                xn,
+                n,
+                &mut s.v[..n * v_dim],
+                &mut s.act,
+            )?;
             add_bias(&mut s.q[..n * q_dim], lv.bq.as_deref());
             add_bias(&mut s.k[..n * k_dim], lv.bk.as_deref());
             add_bias(&mut s.v[..n * v_dim], lv.bv.as_deref());
@@ -260,7 +343,12 @@ impl Model {
                     }
                     ops::rope_apply(head, c.n_rot, c.rope_layout, &s.rope);
                 }
-                kv.write(il, pos0 + t, &s.k[t * k_dim..(t + 1) * k_dim], &s.v[t * v_dim..(t + 1) * v_dim]);
+                kv.write(
+                    il,
+                    pos0 + t,
+                    &s.k[t * k_dim..(t + 1) * k_dim],
+                    &s.v[t * v_dim..(t + 1) * v_dim],
+                );
             }
 
             let group = c.n_head / c.n_head_kv;
@@ -278,7 +366,10 @@ impl Model {
                 for h in 0..c.n_head {
                     let kvh = h / group;
                     // ggml converts the query to f16 to dot it with the f16 key cache.
-                    for (dst, &src) in s.qh.iter_mut().zip(&s.q[t * q_dim + h * hk..t * q_dim + (h + 1) * hk]) {
+                    for (dst, &src) in
+                        s.qh.iter_mut()
+                            .zip(&s.q[t * q_dim + h * hk..t * q_dim + (h + 1) * hk])
+                    {
                         *dst = ops::round_f16(src);
                     }
                     for (j, sc) in s.scores[..span].iter_mut().enumerate() {
@@ -286,7 +377,8 @@ impl Model {
                         *sc = dot_f16(&s.qh, kr) * score_scale;
                     }
                     ops::softmax(&mut s.scores[..span]);
-                    let out = &mut s.attn[t * c.n_head * hv + h * hv..t * c.n_head * hv + (h + 1) * hv];
+                    let out =
+                        &mut s.attn[t * c.n_head * hv + h * hv..t * c.n_head * hv + (h + 1) * hv];
                     out.iter_mut().for_each(|o| *o = 0.0);
                     for (j, &pj) in s.scores[..span].iter().enumerate() {
                         // ggml converts probabilities to f16 for the f16 V product.
@@ -302,7 +394,14 @@ impl Model {
                 }
             }
             let o_dim = c.n_head * hv;
-            linear::matmul(bytes, lw.req(Slot::Wo), &s.attn[..n * o_dim], n, &mut s.proj[..n * d], &mut s.act)?;
+            linear::matmul(
+                bytes,
+                lw.req(Slot::Wo),
+                &s.attn[..n * o_dim],
+                n,
+                &mut s.proj[..n * d],
+                &mut s.act,
+            )?;
             for t in 0..n {
                 let pr = &mut s.proj[t * d..(t + 1) * d];
                 if let Some(w) = &lv.attn_post_norm {
@@ -311,12 +410,31 @@ impl Model {
                 for (x, &a) in s.x[t * d..(t + 1) * d].iter_mut().zip(pr.iter()) {
                     *x += a;
                 }
-                ops::rms_norm(&s.x[t * d..(t + 1) * d], &lv.ffn_norm, c.norm_eps, &mut s.xn[t * d..(t + 1) * d]);
+                ops::rms_norm(
+                    &s.x[t * d..(t + 1) * d],
+                    &lv.ffn_norm,
+                    c.norm_eps,
+                    &mut s.xn[t * d..(t + 1) * d],
+                );
             }
             let f = c.n_ff;
             let xn = &s.xn[..n * d];
-            linear::matmul(bytes, lw.req(Slot::FfnGate), xn, n, &mut s.gate[..n * f], &mut s.act)?;
-            linear::matmul(bytes, lw.req(Slot::FfnUp), xn, n, &mut s.up[..n * f], &mut s.act)?;
+            linear::matmul(
+                bytes,
+                lw.req(Slot::FfnGate),
+                xn,
+                n,
+                &mut s.gate[..n * f],
+                &mut s.act,
+            )?;
+            linear::matmul(
+                bytes,
+                lw.req(Slot::FfnUp),
+                xn,
+                n,
+                &mut s.up[..n * f],
+                &mut s.act,
+            )?;
             {
                 let (gate, up) = (&mut s.gate[..n * f], &s.up[..n * f]);
                 match c.activation {
@@ -324,7 +442,14 @@ impl Model {
                     Activation::Gelu => ops::geglu_inplace(gate, up),
                 }
             }
-            linear::matmul(bytes, lw.req(Slot::FfnDown), &s.gate[..n * f], n, &mut s.proj[..n * d], &mut s.act)?;
+            linear::matmul(
+                bytes,
+                lw.req(Slot::FfnDown),
+                &s.gate[..n * f],
+                n,
+                &mut s.proj[..n * d],
+                &mut s.act,
+            )?;
             for t in 0..n {
                 let pr = &mut s.proj[t * d..(t + 1) * d];
                 if let Some(w) = &lv.ffn_post_norm {

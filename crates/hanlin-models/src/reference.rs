@@ -21,7 +21,11 @@ struct Mat {
 
 impl Mat {
     fn load(bytes: &[u8], w: &Weight) -> Result<Self> {
-        Ok(Mat { rows: w.rows, cols: w.cols, data: to_f32(bytes, w)? })
+        Ok(Mat {
+            rows: w.rows,
+            cols: w.cols,
+            data: to_f32(bytes, w)?,
+        })
     }
 
     /// out = W · x
@@ -35,22 +39,22 @@ impl Mat {
 
 #[derive(Debug)]
 struct RefLayer {
-    attn_norm: Vec<f32>,       // [n_embd]
-    wq: Mat,                   // [n_head*hd_k, n_embd]
-    wk: Mat,                   // [n_kv*hd_k, n_embd]
-    wv: Mat,                   // [n_kv*hd_v, n_embd]
-    wo: Mat,                   // [n_embd, n_head*hd_v]
-    bq: Option<Vec<f32>>,      // [n_head*hd_k]
-    bk: Option<Vec<f32>>,      // [n_kv*hd_k]
-    bv: Option<Vec<f32>>,      // [n_kv*hd_v]
-    q_norm: Option<Vec<f32>>,  // [hd_k]
-    k_norm: Option<Vec<f32>>,  // [hd_k]
+    attn_norm: Vec<f32>,         // [n_embd]
+    wq: Mat,                     // [n_head*hd_k, n_embd]
+    wk: Mat,                     // [n_kv*hd_k, n_embd]
+    wv: Mat,                     // [n_kv*hd_v, n_embd]
+    wo: Mat,                     // [n_embd, n_head*hd_v]
+    bq: Option<Vec<f32>>,        // [n_head*hd_k]
+    bk: Option<Vec<f32>>,        // [n_kv*hd_k]
+    bv: Option<Vec<f32>>,        // [n_kv*hd_v]
+    q_norm: Option<Vec<f32>>,    // [hd_k]
+    k_norm: Option<Vec<f32>>,    // [hd_k]
     post_attn: Option<Vec<f32>>, // [n_embd]
-    ffn_norm: Vec<f32>,        // [n_embd]
-    gate: Mat,                 // [n_ff, n_embd]
-    up: Mat,                   // [n_ff, n_embd]
-    down: Mat,                 // [n_embd, n_ff]
-    post_ffn: Option<Vec<f32>>, // [n_embd]
+    ffn_norm: Vec<f32>,          // [n_embd]
+    gate: Mat,                   // [n_ff, n_embd]
+    up: Mat,                     // [n_ff, n_embd]
+    down: Mat,                   // [n_embd, n_ff]
+    post_ffn: Option<Vec<f32>>,  // [n_embd]
 }
 
 /// The reference model with its own f32 KV cache (one sequence).
@@ -58,9 +62,9 @@ struct RefLayer {
 pub struct ReferenceModel {
     /// Hyperparameters.
     pub config: ModelConfig,
-    embd: Mat,        // [n_vocab, n_embd]
+    embd: Mat,          // [n_vocab, n_embd]
     out_norm: Vec<f32>, // [n_embd]
-    output: Mat,      // [n_vocab, n_embd]
+    output: Mat,        // [n_vocab, n_embd]
     layers: Vec<RefLayer>,
     k_cache: Vec<Vec<f32>>, // [layer][pos*kv_dim_k]
     v_cache: Vec<Vec<f32>>, // [layer][pos*kv_dim_v]
@@ -132,7 +136,11 @@ impl ReferenceModel {
             }
             let swa = c.swa_layers[il];
             let base = if swa { c.rope_base_swa } else { c.rope_base };
-            let fs = if let RopeScaling::Linear { factor } = c.rope_scaling { 1.0 / factor } else { 1.0 };
+            let fs = if let RopeScaling::Linear { factor } = c.rope_scaling {
+                1.0 / factor
+            } else {
+                1.0
+            };
             let mut cache = vec![0.0; c.n_rot];
             ops::rope_cache(pos, c.n_rot, base, fs, &mut cache);
             for h in q.chunks_mut(hk) {
@@ -168,7 +176,9 @@ impl ReferenceModel {
                 let out = &mut att[h * hv..(h + 1) * hv];
                 for (j, p) in (lo..=pos).enumerate() {
                     let vr = &self.v_cache[il][p * c.n_head_kv * hv + kvh * hv..][..hv];
-                    out.iter_mut().zip(vr).for_each(|(o, vv)| *o += scores[j] * vv);
+                    out.iter_mut()
+                        .zip(vr)
+                        .for_each(|(o, vv)| *o += scores[j] * vv);
                 }
             }
             let mut proj = vec![0.0; d];

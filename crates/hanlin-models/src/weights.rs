@@ -88,21 +88,35 @@ fn expect_shape(w: &Weight, rows: usize, cols: usize) -> Result<()> {
     if w.rows != rows || w.cols != cols {
         return Err(ModelError::WrongShape {
             name: w.name.clone(),
-            found: if w.rows == 1 { vec![w.cols as u64] } else { vec![w.cols as u64, w.rows as u64] },
-            expected: if rows == 1 { vec![cols as u64] } else { vec![cols as u64, rows as u64] },
+            found: if w.rows == 1 {
+                vec![w.cols as u64]
+            } else {
+                vec![w.cols as u64, w.rows as u64]
+            },
+            expected: if rows == 1 {
+                vec![cols as u64]
+            } else {
+                vec![cols as u64, rows as u64]
+            },
         });
     }
     Ok(())
 }
 
 fn tensor(f: &GgufFile, name: &str) -> Result<Weight> {
-    let t = f.tensor(name).ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
+    let t = f
+        .tensor(name)
+        .ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
     Ok(Weight::from_info(t))
 }
 
 fn check_norm_type(w: &Weight) -> Result<()> {
     if w.ty != GgmlType::F32 && w.ty != GgmlType::F16 && w.ty != GgmlType::BF16 {
-        return Err(ModelError::UnsupportedType { name: w.name.clone(), ty: w.ty, op: "norm/bias" });
+        return Err(ModelError::UnsupportedType {
+            name: w.name.clone(),
+            ty: w.ty,
+            op: "norm/bias",
+        });
     }
     Ok(())
 }
@@ -155,6 +169,11 @@ impl Weights {
             }
             layers.push(lw);
         }
-        Ok(Weights { token_embd, output_norm, output, layers })
+        Ok(Weights {
+            token_embd,
+            output_norm,
+            output,
+            layers,
+        })
     }
 }

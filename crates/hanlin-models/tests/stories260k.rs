@@ -18,18 +18,26 @@ fn testdata() -> Option<PathBuf> {
 fn load() -> Option<(Model, serde_json::Value)> {
     let dir = testdata()?;
     let model = Model::load(dir.join("models/stories260K/stories260K-f32.gguf")).unwrap();
-    let reference: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("reference/stories260K_greedy.json")).unwrap()).unwrap();
+    let reference: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("reference/stories260K_greedy.json")).unwrap(),
+    )
+    .unwrap();
     Some((model, reference))
 }
 
 fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 #[test]
 fn greedy_runs_match_reference() {
-    let Some((model, reference)) = load() else { return };
+    let Some((model, reference)) = load() else {
+        return;
+    };
     for run in reference["runs"].as_array().unwrap() {
         let prompt = ids(&run["prompt_ids"]);
         let expected = ids(&run["ids"]);
@@ -37,14 +45,20 @@ fn greedy_runs_match_reference() {
         let mut kv = model.kv_cache(512);
         let mut s = model.scratch(64);
         let mut got = prompt.clone();
-        let mut logits = model.forward(&prompt, &mut kv, &mut s, Logits::Last).unwrap().to_vec();
+        let mut logits = model
+            .forward(&prompt, &mut kv, &mut s, Logits::Last)
+            .unwrap()
+            .to_vec();
         while got.len() < steps + 1 {
             let next = argmax(&logits);
             if next == 1 {
                 break;
             }
             got.push(next);
-            logits = model.forward(&[next], &mut kv, &mut s, Logits::Last).unwrap().to_vec();
+            logits = model
+                .forward(&[next], &mut kv, &mut s, Logits::Last)
+                .unwrap()
+                .to_vec();
         }
         assert_eq!(got, expected, "prompt {:?}", run["prompt"]);
     }
@@ -52,7 +66,9 @@ fn greedy_runs_match_reference() {
 
 #[test]
 fn first_position_logits_match_reference() {
-    let Some((model, reference)) = load() else { return };
+    let Some((model, reference)) = load() else {
+        return;
+    };
     let run = &reference["runs"][0];
     let rows = run["logits_first_positions"].as_array().unwrap();
     let input = &ids(&run["ids"])[..rows.len()];
@@ -83,11 +99,16 @@ fn first_position_logits_match_reference() {
 
 #[test]
 fn fast_path_agrees_with_reference_forward() {
-    let Some((model, reference)) = load() else { return };
+    let Some((model, reference)) = load() else {
+        return;
+    };
     let input = &ids(&reference["runs"][2]["ids"])[..64];
     let mut kv = model.kv_cache(128);
     let mut s = model.scratch(32);
-    let fast = model.forward(input, &mut kv, &mut s, Logits::All).unwrap().to_vec();
+    let fast = model
+        .forward(input, &mut kv, &mut s, Logits::All)
+        .unwrap()
+        .to_vec();
     let mut oracle = ReferenceModel::load(model.gguf()).unwrap();
     for (p, &t) in input.iter().enumerate() {
         let r = oracle.step(t);
@@ -99,19 +120,36 @@ fn fast_path_agrees_with_reference_forward() {
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum();
-    let na: f64 = a.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| f64::from(x) * f64::from(y))
+        .sum();
+    let na: f64 = a
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
+    let nb: f64 = b
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
     dot / (na * nb)
 }
 
 #[test]
 fn batched_prefill_equals_token_by_token() {
-    let Some((model, reference)) = load() else { return };
+    let Some((model, reference)) = load() else {
+        return;
+    };
     let input = &ids(&reference["runs"][0]["ids"])[..40];
     let mut kv = model.kv_cache(64);
     let mut s = model.scratch(16);
-    let batched = model.forward(input, &mut kv, &mut s, Logits::All).unwrap().to_vec();
+    let batched = model
+        .forward(input, &mut kv, &mut s, Logits::All)
+        .unwrap()
+        .to_vec();
     let mut kv = model.kv_cache(64);
     for (p, &t) in input.iter().enumerate() {
         let row = model.forward(&[t], &mut kv, &mut s, Logits::Last).unwrap();
@@ -126,10 +164,14 @@ fn context_overflow_and_bad_token_are_errors() {
     let Some((model, _)) = load() else { return };
     let mut kv = model.kv_cache(4);
     let mut s = model.scratch(8);
-    let err = model.forward(&[1, 2, 3, 4, 5], &mut kv, &mut s, Logits::Last).unwrap_err();
+    let err = model
+        .forward(&[1, 2, 3, 4, 5], &mut kv, &mut s, Logits::Last)
+        .unwrap_err();
     assert!(err.to_string().contains("context full"), "{err}");
     let mut kv = model.kv_cache(4);
-    let err = model.forward(&[1, 9999], &mut kv, &mut s, Logits::Last).unwrap_err();
+    let err = model
+        .forward(&[1, 9999], &mut kv, &mut s, Logits::Last)
+        .unwrap_err();
     assert!(err.to_string().contains("9999"), "{err}");
 }
 

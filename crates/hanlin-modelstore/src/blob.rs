@@ -57,7 +57,12 @@ pub(crate) fn copy_hashed(
 }
 
 /// Hashes the first `len` bytes of `path` into `hasher`.
-pub(crate) fn hash_prefix(path: &Path, len: u64, hasher: &mut Sha256, progress: &dyn Progress) -> Result<()> {
+pub(crate) fn hash_prefix(
+    path: &Path,
+    len: u64,
+    hasher: &mut Sha256,
+    progress: &dyn Progress,
+) -> Result<()> {
     let f = File::open(path).ctx("read", path)?;
     match copy_hashed(&mut f.take(len), &mut std::io::sink(), hasher, progress, 0) {
         Ok(_) => Ok(()),
@@ -67,7 +72,10 @@ pub(crate) fn hash_prefix(path: &Path, len: u64, hasher: &mut Sha256, progress: 
 
 /// A new empty temporary file inside `dir` (same filesystem as the blobs, so rename works).
 pub(crate) fn temp_in(dir: &Path) -> Result<(File, TempPath)> {
-    let f = tempfile::Builder::new().prefix("tmp-").tempfile_in(dir).ctx("create a temporary file in", dir)?;
+    let f = tempfile::Builder::new()
+        .prefix("tmp-")
+        .tempfile_in(dir)
+        .ctx("create a temporary file in", dir)?;
     Ok(f.into_parts())
 }
 
@@ -86,9 +94,29 @@ pub(crate) fn stage_copy(src: &Path, dir: &Path, progress: &dyn Progress) -> Res
         Err(CopyError::Read(e)) => return Err(e).ctx("read", src),
         Err(CopyError::Write(e)) => return Err(e).ctx("write", &path),
     };
-    let file = out.into_inner().map_err(|e| e.into_error()).ctx("write", &path)?;
+    let file = out
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .ctx("write", &path)?;
     file.sync_all().ctx("sync", &path)?;
-    Ok(Staged { path, sha256: hex::encode(hasher.finalize()), size })
+    Ok(Staged {
+        path,
+        sha256: hex::encode(hasher.finalize()),
+        size,
+    })
+}
+
+/// Makes a store file world-readable like any downloaded file (temp files start as 0600).
+pub(crate) fn make_readable(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+            .ctx("set permissions of", path)?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Writes `bytes` to `path` atomically: temp file in the same directory, fsync, rename.
@@ -99,7 +127,12 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     file.write_all(bytes).ctx("write", &tmp)?;
     file.sync_all().ctx("sync", &tmp)?;
     drop(file);
-    tmp.persist(path).map_err(|e| StoreError::Io { action: "rename into", path: path.to_path_buf(), source: e.error })?;
+    make_readable(&tmp)?;
+    tmp.persist(path).map_err(|e| StoreError::Io {
+        action: "rename into",
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
     Ok(())
 }
 
@@ -116,13 +149,23 @@ impl FileLock {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).ctx("create", dir)?;
         }
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(path).ctx("open lock file", path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .ctx("open lock file", path)?;
         if !fs4::fs_std::FileExt::try_lock_exclusive(&file).ctx("lock", path)? {
-            progress.note(&format!("waiting for another hanlin process ({waiting_for}) …"));
+            progress.note(&format!(
+                "waiting for another hanlin process ({waiting_for}) …"
+            ));
             fs4::fs_std::FileExt::lock_exclusive(&file).ctx("lock", path)?;
         }
         tracing::debug!(path = %path.display(), "lock taken");
-        Ok(FileLock { _file: file, path: path.to_path_buf() })
+        Ok(FileLock {
+            _file: file,
+            path: path.to_path_buf(),
+        })
     }
 }
 
@@ -160,7 +203,19 @@ mod tests {
         write_atomic(&p, b"one").unwrap();
         write_atomic(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1, "no temp files left");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o644
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(p.parent().unwrap()).unwrap().count(),
+            1,
+            "no temp files left"
+        );
     }
 
     #[test]

@@ -77,7 +77,9 @@ pub fn catalog() -> &'static [CatalogEntry] {
 /// The catalog entry a name (canonical or alias) refers to.
 pub fn lookup(name: &ModelName) -> Option<&'static CatalogEntry> {
     let s = name.to_string();
-    CATALOG.iter().find(|e| e.name == s || e.aliases.contains(&s.as_str()))
+    CATALOG
+        .iter()
+        .find(|e| e.name == s || e.aliases.contains(&s.as_str()))
 }
 
 #[cfg(test)]

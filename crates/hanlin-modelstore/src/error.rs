@@ -159,6 +159,10 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for std::result::Result<T, std::io::Error> {
     fn ctx(self, action: &'static str, path: &std::path::Path) -> Result<T> {
-        self.map_err(|source| StoreError::Io { action, path: path.to_path_buf(), source })
+        self.map_err(|source| StoreError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }

@@ -16,6 +16,7 @@ use crate::error::{IoContext, Result, StoreError};
 use crate::progress::{NoProgress, Progress};
 
 const MAX_REDIRECTS: usize = 10;
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
 /// How to talk to the server.
 #[derive(Clone, Debug)]
@@ -66,13 +67,22 @@ struct Sink<'a> {
 impl<'a> Sink<'a> {
     /// Opens (or creates) `path` for appending, hashing what an earlier run left there.
     fn open(path: &'a Path) -> Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path).ctx("open", path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ctx("open", path)?;
         let len = file.metadata().ctx("stat", path)?.len();
         let mut hasher = Sha256::new();
         if len > 0 {
             hash_prefix(path, len, &mut hasher, &NoProgress)?;
         }
-        Ok(Sink { file, path, hasher, len })
+        Ok(Sink {
+            file,
+            path,
+            hasher,
+            len,
+        })
     }
 
     /// Drops everything downloaded so far.
@@ -92,7 +102,12 @@ impl<'a> Sink<'a> {
 }
 
 /// Downloads `url` into `dest`, resuming from whatever `dest` already holds.
-pub(crate) fn download(url: &str, dest: &Path, opts: &HttpOptions, progress: &dyn Progress) -> Result<Downloaded> {
+pub(crate) fn download(
+    url: &str,
+    dest: &Path,
+    opts: &HttpOptions,
+    progress: &dyn Progress,
+) -> Result<Downloaded> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .max_redirects(0)
         .http_status_as_error(false)
@@ -104,7 +119,10 @@ pub(crate) fn download(url: &str, dest: &Path, opts: &HttpOptions, progress: &dy
         .into();
     let mut sink = Sink::open(dest)?;
     if sink.len > 0 {
-        progress.note(&format!("resuming an earlier download at {} bytes", sink.len));
+        progress.note(&format!(
+            "resuming an earlier download at {} bytes",
+            sink.len
+        ));
     }
     let mut published = None;
     let mut failures = 0u32;
@@ -112,7 +130,10 @@ pub(crate) fn download(url: &str, dest: &Path, opts: &HttpOptions, progress: &dy
     let result = loop {
         let before = sink.len;
         let why = match attempt(&agent, url, opts, &mut sink, progress, &mut started) {
-            Ok(Round { published_sha256, done }) => {
+            Ok(Round {
+                published_sha256,
+                done,
+            }) => {
                 published = published_sha256.or(published);
                 if done {
                     break Ok(());
@@ -127,17 +148,30 @@ pub(crate) fn download(url: &str, dest: &Path, opts: &HttpOptions, progress: &dy
         }
         failures += 1;
         if failures >= opts.attempts {
-            break Err(StoreError::Download { url: url.to_string(), message: why });
+            break Err(StoreError::Download {
+                url: url.to_string(),
+                message: why,
+            });
         }
-        let delay = opts.retry_delay.saturating_mul(1 << (failures - 1).min(6));
+        let delay = opts
+            .retry_delay
+            .saturating_mul(1 << (failures - 1).min(6))
+            .min(MAX_RETRY_DELAY);
         tracing::warn!(url, bytes = sink.len, %why, "download interrupted; resuming");
-        progress.note(&format!("download interrupted at {} bytes ({why}); resuming", sink.len));
+        progress.note(&format!(
+            "download interrupted at {} bytes ({why}); resuming",
+            sink.len
+        ));
         std::thread::sleep(delay);
     };
     progress.finish();
     result?;
     sink.file.sync_all().ctx("sync", dest)?;
-    Ok(Downloaded { size: sink.len, sha256: hex::encode(sink.hasher.finalize()), published_sha256: published })
+    Ok(Downloaded {
+        size: sink.len,
+        sha256: hex::encode(sink.hasher.finalize()),
+        published_sha256: published,
+    })
 }
 
 /// The outcome of one request that did not fail.
@@ -161,7 +195,10 @@ fn attempt(
     let published_sha256 = opened.published_sha256.clone();
     let restart = |sink: &mut Sink<'_>| {
         sink.reset().map_err(Failure::Fatal)?;
-        Ok(Round { published_sha256: published_sha256.clone(), done: false })
+        Ok(Round {
+            published_sha256: published_sha256.clone(),
+            done: false,
+        })
     };
     let total = match opened.status {
         200 => {
@@ -179,7 +216,10 @@ fn attempt(
         416 if have > 0 => {
             let total = parse_content_range(opened.content_range.as_deref()).and_then(|(_, t)| t);
             if total == Some(have) {
-                return Ok(Round { published_sha256, done: true });
+                return Ok(Round {
+                    published_sha256,
+                    done: true,
+                });
             }
             return restart(sink);
         }
@@ -204,13 +244,24 @@ fn attempt(
         progress.set(sink.len);
     }
     match total {
-        Some(t) if sink.len != t => Err(Failure::Retry(format!("connection closed at {} of {t} bytes", sink.len))),
-        _ => Ok(Round { published_sha256, done: true }),
+        Some(t) if sink.len != t => Err(Failure::Retry(format!(
+            "connection closed at {} of {t} bytes",
+            sink.len
+        ))),
+        _ => Ok(Round {
+            published_sha256,
+            done: true,
+        }),
     }
 }
 
 /// Sends the GET (with Range from `have`), following redirects.
-fn open(agent: &ureq::Agent, url: &str, have: u64, opts: &HttpOptions) -> std::result::Result<Opened, Failure> {
+fn open(
+    agent: &ureq::Agent,
+    url: &str,
+    have: u64,
+    opts: &HttpOptions,
+) -> std::result::Result<Opened, Failure> {
     let auth_origin = origin(url);
     let mut current = url.to_string();
     let mut published = None;
@@ -219,22 +270,41 @@ fn open(agent: &ureq::Agent, url: &str, have: u64, opts: &HttpOptions) -> std::r
         if have > 0 {
             req = req.header("Range", format!("bytes={have}-"));
         }
-        if let Some(token) = opts.token.as_deref().filter(|_| origin(&current) == auth_origin) {
+        if let Some(token) = opts
+            .token
+            .as_deref()
+            .filter(|_| origin(&current) == auth_origin)
+        {
             req = req.header("Authorization", format!("Bearer {token}"));
         }
-        let resp = req.call().map_err(|e| match e {
-            ureq::Error::BadUri(_) | ureq::Error::Http(_) => {
-                Failure::Fatal(StoreError::Download { url: current.clone(), message: e.to_string() })
+        let resp = req.call().map_err(|e| {
+            // Without any bytes yet, an unreachable server is a setup problem (wrong
+            // HF_ENDPOINT, offline): fail fast. Mid-download, the same error is a hiccup.
+            let unreachable = matches!(
+                &e,
+                ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::Tls(_) | ureq::Error::Rustls(_)
+            ) || matches!(&e, ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused);
+            let fatal = matches!(e, ureq::Error::BadUri(_) | ureq::Error::Http(_)) || (unreachable && have == 0);
+            let message = format!("{e}");
+            if fatal {
+                Failure::Fatal(StoreError::Download { url: current.clone(), message })
+            } else {
+                Failure::Retry(message)
             }
-            e => Failure::Retry(e.to_string()),
         })?;
-        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
         if published.is_none() {
             published = header("x-linked-etag").and_then(|e| sha_from_etag(&e));
         }
         let status = resp.status().as_u16();
         if matches!(status, 301 | 302 | 303 | 307 | 308) {
-            let loc = header("location").ok_or_else(|| Failure::Retry(format!("{status} redirect without Location")))?;
+            let loc = header("location")
+                .ok_or_else(|| Failure::Retry(format!("{status} redirect without Location")))?;
             current = join_location(&current, &loc);
             tracing::debug!(to = %current, "following redirect");
             continue;
@@ -250,18 +320,27 @@ fn open(agent: &ureq::Agent, url: &str, have: u64, opts: &HttpOptions) -> std::r
             body: resp.into_body(),
         });
     }
-    Err(Failure::Fatal(StoreError::Download { url: url.to_string(), message: format!("more than {MAX_REDIRECTS} redirects") }))
+    Err(Failure::Fatal(StoreError::Download {
+        url: url.to_string(),
+        message: format!("more than {MAX_REDIRECTS} redirects"),
+    }))
 }
 
 fn status_failure(url: &str, status: u16, has_token: bool) -> Failure {
     let hint = match status {
         404 => "not found; check the owner, repository, file name and revision".to_string(),
-        401 | 403 if has_token => "access denied; does HF_TOKEN have access to this repository?".to_string(),
+        401 | 403 if has_token => {
+            "access denied; does HF_TOKEN have access to this repository?".to_string()
+        }
         401 | 403 => "access denied; gated or private repositories need HF_TOKEN".to_string(),
         429 | 500..=599 => return Failure::Retry(format!("HTTP {status}")),
         _ => "unexpected response".to_string(),
     };
-    Failure::Fatal(StoreError::HttpStatus { url: url.to_string(), status, hint })
+    Failure::Fatal(StoreError::HttpStatus {
+        url: url.to_string(),
+        status,
+        hint,
+    })
 }
 
 /// `bytes S-E/T` → (Some(S), Some(T)); `bytes */T` → (None, Some(T)).
@@ -286,7 +365,9 @@ fn sha_from_etag(etag: &str) -> Option<String> {
 /// `scheme://authority` of a URL.
 fn origin(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    let end = url[after_scheme..].find('/').map_or(url.len(), |i| after_scheme + i);
+    let end = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| after_scheme + i);
     &url[..end]
 }
 
@@ -312,9 +393,18 @@ mod tests {
 
     #[test]
     fn content_range_forms() {
-        assert_eq!(parse_content_range(Some("bytes 100-199/200")), Some((Some(100), Some(200))));
-        assert_eq!(parse_content_range(Some("bytes */200")), Some((None, Some(200))));
-        assert_eq!(parse_content_range(Some("bytes 5-9/*")), Some((Some(5), None)));
+        assert_eq!(
+            parse_content_range(Some("bytes 100-199/200")),
+            Some((Some(100), Some(200)))
+        );
+        assert_eq!(
+            parse_content_range(Some("bytes */200")),
+            Some((None, Some(200)))
+        );
+        assert_eq!(
+            parse_content_range(Some("bytes 5-9/*")),
+            Some((Some(5), None))
+        );
         assert_eq!(parse_content_range(Some("items 1-2/3")), None);
         assert_eq!(parse_content_range(None), None);
     }
@@ -323,8 +413,14 @@ mod tests {
     fn etags() {
         let sha = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
         assert_eq!(sha_from_etag(&format!("\"{sha}\"")).as_deref(), Some(sha));
-        assert_eq!(sha_from_etag(&format!("W/\"{}\"", sha.to_uppercase())).as_deref(), Some(sha));
-        assert_eq!(sha_from_etag("\"5d41402abc4b2a76b9719d911017c592aaaaaaaa\""), None);
+        assert_eq!(
+            sha_from_etag(&format!("W/\"{}\"", sha.to_uppercase())).as_deref(),
+            Some(sha)
+        );
+        assert_eq!(
+            sha_from_etag("\"5d41402abc4b2a76b9719d911017c592aaaaaaaa\""),
+            None
+        );
     }
 
     #[test]
@@ -335,6 +431,9 @@ mod tests {
         assert_eq!(join_location(base, "https://cdn.x/y"), "https://cdn.x/y");
         assert_eq!(join_location(base, "//cdn.x/y"), "https://cdn.x/y");
         assert_eq!(join_location(base, "/api/z"), "https://hf.co/api/z");
-        assert_eq!(join_location(base, "y.gguf"), "https://hf.co/a/b/resolve/main/y.gguf");
+        assert_eq!(
+            join_location(base, "y.gguf"),
+            "https://hf.co/a/b/resolve/main/y.gguf"
+        );
     }
 }

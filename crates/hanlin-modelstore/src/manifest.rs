@@ -96,7 +96,10 @@ pub(crate) struct GgufFacts {
 
 /// Opens `path` as GGUF; `origin` names the file in errors.
 pub(crate) fn open_gguf(path: &Path, origin: &str) -> Result<GgufFile> {
-    GgufFile::open(path).map_err(|source| StoreError::NotGguf { origin: origin.to_string(), source })
+    GgufFile::open(path).map_err(|source| StoreError::NotGguf {
+        origin: origin.to_string(),
+        source,
+    })
 }
 
 fn str_key(f: &GgufFile, key: &str) -> Option<String> {
@@ -128,7 +131,9 @@ pub(crate) fn summary(f: &GgufFile) -> GgufSummary {
     let arch_key = |k: &str| u64_key(f, &format!("{arch}.{k}"));
     let mut tensor_types = BTreeMap::new();
     for t in f.tensors() {
-        *tensor_types.entry(t.ggml_type.name().to_string()).or_insert(0) += 1;
+        *tensor_types
+            .entry(t.ggml_type.name().to_string())
+            .or_insert(0) += 1;
     }
     GgufSummary {
         version: f.version(),
@@ -141,7 +146,10 @@ pub(crate) fn summary(f: &GgufFile) -> GgufSummary {
         head_count: arch_key("attention.head_count"),
         head_count_kv: arch_key("attention.head_count_kv"),
         tokenizer: str_key(f, "tokenizer.ggml.model"),
-        vocab_size: f.get("tokenizer.ggml.tokens").and_then(Value::as_array).map(<[Value]>::len),
+        vocab_size: f
+            .get("tokenizer.ggml.tokens")
+            .and_then(Value::as_array)
+            .map(<[Value]>::len),
         has_chat_template: f.get("tokenizer.chat_template").is_some(),
         tensor_types,
     }
@@ -239,12 +247,20 @@ mod tests {
         w.set("general.architecture", Value::String("llama".into()));
         w.set("general.name", Value::String("Tiny".into()));
         w.set("llama.context_length", Value::U32(128));
-        w.set("tokenizer.ggml.tokens", Value::Array(hanlin_gguf::ValueType::String, vec![Value::String("a".into()); 3]));
+        w.set(
+            "tokenizer.ggml.tokens",
+            Value::Array(
+                hanlin_gguf::ValueType::String,
+                vec![Value::String("a".into()); 3],
+            ),
+        );
         if let Some(t) = file_type {
             w.set("general.file_type", Value::U32(t));
         }
-        w.add_tensor("a", &[32, 2], GgmlType::Q8_0, vec![1u8; 2 * 34]).unwrap();
-        w.add_tensor("b", &[4], GgmlType::F32, vec![0u8; 16]).unwrap();
+        w.add_tensor("a", &[32, 2], GgmlType::Q8_0, vec![1u8; 2 * 34])
+            .unwrap();
+        w.add_tensor("b", &[4], GgmlType::F32, vec![0u8; 16])
+            .unwrap();
         GgufFile::from_bytes(w.to_bytes().unwrap()).unwrap()
     }
 

@@ -24,7 +24,10 @@ impl ModelName {
     /// Parses `name[:tag]`; `name` may have `/`-separated namespace segments.
     pub fn parse(input: &str) -> Result<Self> {
         let s = input.trim().to_ascii_lowercase();
-        let bad = |why: &str| StoreError::InvalidName { name: input.to_string(), why: why.into() };
+        let bad = |why: &str| StoreError::InvalidName {
+            name: input.to_string(),
+            why: why.into(),
+        };
         // The tag separator is the first ':' after the last '/', so namespaces stay intact.
         let last_slash = s.rfind('/').map_or(0, |i| i + 1);
         let (name, tag) = match s[last_slash..].find(':') {
@@ -44,7 +47,10 @@ impl ModelName {
             return Err(bad(&format!("tag longer than {MAX_TAG_LEN} characters")));
         }
         check_segment(tag).map_err(|why| bad(&format!("tag {tag:?} {why}")))?;
-        Ok(ModelName { name: name.to_string(), tag: tag.to_string() })
+        Ok(ModelName {
+            name: name.to_string(),
+            tag: tag.to_string(),
+        })
     }
 
     /// Builds a valid name from free text (a file stem, a package name), tag `latest`.
@@ -54,13 +60,18 @@ impl ModelName {
             .chars()
             .map(|c| if is_name_char(c) { c } else { '-' })
             .collect();
-        let start = name.find(|c: char| c.is_ascii_alphanumeric()).unwrap_or(name.len());
+        let start = name
+            .find(|c: char| c.is_ascii_alphanumeric())
+            .unwrap_or(name.len());
         name.drain(..start);
         name.truncate(MAX_NAME_LEN);
         if name.is_empty() {
             name = "model".to_string();
         }
-        ModelName { name, tag: DEFAULT_TAG.to_string() }
+        ModelName {
+            name,
+            tag: DEFAULT_TAG.to_string(),
+        }
     }
 
     /// The part before the tag.
@@ -127,15 +138,18 @@ mod tests {
         assert_eq!(n.tag(), "q4_k_m");
         assert_eq!(
             n.manifest_rel_path(),
-            PathBuf::from("hf.co").join("unsloth").join("qwen3-0.6b").join("q4_k_m.json")
+            PathBuf::from("hf.co")
+                .join("unsloth")
+                .join("qwen3-0.6b")
+                .join("q4_k_m.json")
         );
     }
 
     #[test]
     fn rejects_unsafe_or_empty_names() {
         for bad in [
-            "", ":tag", "a:", "../x", "a/../b", "a//b", "/abs", ".hidden", "a b", "a:b:c",
-            "a:-x", "név",
+            "", ":tag", "a:", "../x", "a/../b", "a//b", "/abs", ".hidden", "a b", "a:b:c", "a:-x",
+            "név",
         ] {
             assert!(ModelName::parse(bad).is_err(), "{bad:?} should be rejected");
         }
@@ -155,7 +169,10 @@ mod tests {
             ModelName::from_stem("Gemma-3-270M-Q4_K_M").to_string(),
             "gemma-3-270m-q4_k_m:latest"
         );
-        assert_eq!(ModelName::from_stem("--my model (v2)").to_string(), "my-model--v2-:latest");
+        assert_eq!(
+            ModelName::from_stem("--my model (v2)").to_string(),
+            "my-model--v2-:latest"
+        );
         assert_eq!(ModelName::from_stem("***").to_string(), "model:latest");
         // Whatever from_stem builds must parse back to itself.
         for s in ["x y", "._a", "Ü-ber", "q:4"] {

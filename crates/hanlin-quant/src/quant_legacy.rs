@@ -157,6 +157,53 @@ fn quantize_q8_1(x: &[f32]) -> BlockQ8_1 {
     }
 }
 
+/// Q8_0 activations as ggml's x86 SIMD `quantize_row_q8_0` makes them — what llama.cpp runs
+/// on every AVX machine: scale by `127/amax` (not `1/d`) and round half to even. The two
+/// differ from the `_ref` rounding on a few elements per row, which is enough to change
+/// greedy outputs, so activations use this flavour everywhere (every ISA agrees with it).
+///
+/// # Panics
+/// If `src.len()` is not a multiple of 32 or `dst` is not exactly `src.len() / 32 * 34` bytes.
+pub fn quantize_row_q8_0_x86(src: &[f32], dst: &mut [u8]) {
+    assert_lengths::<BlockQ8_0>(src, dst);
+    quantize_blocks(src, dst, |x| {
+        let amax = absmax(x);
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        let mut qs = [0i8; QK8_0];
+        for (q, &v) in qs.iter_mut().zip(x) {
+            *q = (v * id).round_ties_even() as i8;
+        }
+        BlockQ8_0 {
+            d: f16::from_f32(amax / 127.0),
+            qs,
+        }
+    });
+}
+
+/// Q8_1 activations as ggml's x86 SIMD `quantize_row_q8_1` makes them (see
+/// [`quantize_row_q8_0_x86`]); `s = d * Σq` in f32 before rounding to f16.
+///
+/// # Panics
+/// If `src.len()` is not a multiple of 32 or `dst` is not exactly `src.len() / 32 * 36` bytes.
+pub fn quantize_row_q8_1_x86(src: &[f32], dst: &mut [u8]) {
+    assert_lengths::<BlockQ8_1>(src, dst);
+    quantize_blocks(src, dst, |x| {
+        let amax = absmax(x);
+        let d = amax / 127.0;
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        let mut qs = [0i8; QK8_1];
+        for (q, &v) in qs.iter_mut().zip(x) {
+            *q = (v * id).round_ties_even() as i8;
+        }
+        let sum: i32 = qs.iter().map(|&q| i32::from(q)).sum();
+        BlockQ8_1 {
+            d: f16::from_f32(d),
+            s: f16::from_f32(d * sum as f32),
+            qs,
+        }
+    });
+}
+
 /// Quantizes a row block by block with `f`; the caller has checked the lengths.
 pub(crate) fn quantize_blocks<B: Block>(src: &[f32], dst: &mut [u8], f: fn(&[f32]) -> B) {
     for (x, out) in src.chunks_exact(B::QK).zip(dst.chunks_exact_mut(B::SIZE)) {

@@ -85,9 +85,17 @@ pub fn try_quantize_activation(
 ) -> Result<(), QuantError> {
     use GgmlType as T;
     match ty_vec_dot {
-        T::F32 | T::F16 | T::BF16 | T::Q8_0 | T::Q8_1 | T::Q8_K => {
-            quantize_row(ty_vec_dot, src, dst)
+        T::Q8_0 | T::Q8_1 => {
+            let want = row_size(ty_vec_dot, src.len())?;
+            check_bytes(ty_vec_dot, "destination", want, dst.len())?;
+            if ty_vec_dot == T::Q8_0 {
+                crate::quant_legacy::quantize_row_q8_0_x86(src, dst);
+            } else {
+                crate::quant_legacy::quantize_row_q8_1_x86(src, dst);
+            }
+            Ok(())
         }
+        T::F32 | T::F16 | T::BF16 | T::Q8_K => quantize_row(ty_vec_dot, src, dst),
         ty => Err(QuantError::Unsupported {
             ty,
             op: "activation quantization",
@@ -96,8 +104,8 @@ pub fn try_quantize_activation(
 }
 
 /// Converts an activation row into `ty_vec_dot` (what [`crate::vec_dot_type`] returned for the
-/// weights): F32 copy, F16 / BF16 round-to-nearest-even, or Q8_0 / Q8_1 / Q8_K via ggml's
-/// reference quantizers.
+/// weights): F32 copy, F16 / BF16 round-to-nearest-even, Q8_K via ggml's reference quantizer,
+/// Q8_0 / Q8_1 the way ggml's x86 SIMD quantizers round (see [`crate::quantize_row_q8_0_x86`]).
 ///
 /// # Panics
 /// If `ty_vec_dot` is not one of those six types, or `dst` is not exactly the row's byte size

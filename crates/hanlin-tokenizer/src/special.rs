@@ -93,10 +93,12 @@ const EOG_TEXTS: &[&str] = &[
 /// Fills in EOT/EOM/FIM ids found by text, marks unused tokens, builds the EOG set and
 /// applies the per-model strip attributes.
 pub(crate) fn derive_special(v: &mut Vocab, g: &GgufFile) -> Result<(), TokenizerError> {
-    // llama.cpp walks an unordered map and keeps the first hit; ascending ids make our
-    // choice deterministic (it only matters when a vocabulary has several candidates).
+    // llama.cpp walks an unordered map and keeps the first hit. With libstdc++ that
+    // visits later ids first (Qwen 2 gets <|im_end|>, Llama 3 <|eot_id|>, Phi-3 <|end|>
+    // rather than <|endoftext|>), so search from the highest id down.
     let n = v.tokens.len() as u32;
-    let slots: [(&[&str], fn(&mut Vocab) -> &mut Option<u32>); 8] = [
+    type Slot = fn(&mut Vocab) -> &mut Option<u32>;
+    let slots: [(&[&str], Slot); 8] = [
         (EOT_TEXTS, |v| &mut v.eot),
         (EOM_TEXTS, |v| &mut v.eom),
         (FIM_PRE_TEXTS, |v| &mut v.fim.pre),
@@ -110,7 +112,9 @@ pub(crate) fn derive_special(v: &mut Vocab, g: &GgufFile) -> Result<(), Tokenize
         if slot(v).is_some() {
             continue;
         }
-        if let Some(id) = (0..n).find(|&id| texts.contains(&v.tokens[id as usize].text.as_str()))
+        if let Some(id) = (0..n)
+            .rev()
+            .find(|&id| texts.contains(&v.tokens[id as usize].text.as_str()))
         {
             *slot(v) = Some(id);
             v.tokens[id as usize].attr |= attr::CONTROL;
@@ -228,14 +232,15 @@ impl SpecialTokens {
         // llama.cpp's std::sort leaves ties in an unspecified order; a stable sort keeps
         // ties by id, which only matters for equal-length texts that overlap.
         ids.sort_by_key(|&id| std::cmp::Reverse(v.tokens[id as usize].text.len()));
-        let matcher = if ids.is_empty() {
-            None
-        } else {
-            let texts = ids.iter().map(|&id| v.tokens[id as usize].text.as_str());
-            Some(AhoCorasick::new(texts).map_err(|e| {
-                TokenizerError::Unsupported(format!("special-token matcher: {e}"))
-            })?)
-        };
+        let matcher =
+            if ids.is_empty() {
+                None
+            } else {
+                let texts = ids.iter().map(|&id| v.tokens[id as usize].text.as_str());
+                Some(AhoCorasick::new(texts).map_err(|e| {
+                    TokenizerError::Unsupported(format!("special-token matcher: {e}"))
+                })?)
+            };
         Ok(SpecialTokens { ids, matcher })
     }
 
@@ -281,7 +286,7 @@ impl SpecialTokens {
                     let m = start + p;
                     let mut left_end = m;
                     if tok.attr & attr::LSTRIP != 0 {
-                        while left_end > start && bytes[left_end - 1].is_ascii_whitespace_c() {
+                        while left_end > start && c_isspace(bytes[left_end - 1]) {
                             left_end -= 1;
                         }
                     }
@@ -291,7 +296,7 @@ impl SpecialTokens {
                     next.push(Fragment::Token(id));
                     start = m + needle.len();
                     if tok.attr & attr::RSTRIP != 0 {
-                        while start < end && bytes[start].is_ascii_whitespace_c() {
+                        while start < end && c_isspace(bytes[start]) {
                             start += 1;
                         }
                     }
@@ -307,12 +312,12 @@ impl SpecialTokens {
 }
 
 /// C `isspace` in the "C" locale (includes vertical tab, unlike `is_ascii_whitespace`).
-trait CSpace {
-    fn is_ascii_whitespace_c(self) -> bool;
+fn c_isspace(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r')
 }
 
-impl CSpace for u8 {
-    fn is_ascii_whitespace_c(self) -> bool {
-        matches!(self, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r')
-    }
+/// Whether llama.cpp treats a token with this text as ending generation.
+#[cfg(feature = "hf")]
+pub(crate) fn is_eog_text(text: &str) -> bool {
+    EOG_TEXTS.contains(&text)
 }

@@ -185,6 +185,11 @@ impl Splitter {
         Ok(Splitter { rules, byte_encode })
     }
 
+    /// Whether words come out GPT-2 byte-encoded.
+    pub(crate) fn byte_encode(&self) -> bool {
+        self.byte_encode
+    }
+
     /// Splits `text` into words (GPT-2 byte-encoded when the vocabulary is byte-level).
     pub(crate) fn split(&self, text: &str) -> Result<Vec<String>, TokenizerError> {
         let cpts: Vec<char> = text.chars().collect();
@@ -238,7 +243,9 @@ fn split_regex(re: &Regex, m: &Mapped, pieces: &[usize]) -> Result<Vec<usize>, T
         for found in re.find_iter(sub) {
             let found = found.map_err(|e| TokenizerError::Pattern {
                 pattern: re.as_str().to_string(),
-                msg: e.to_string(),
+                // The backtracking matcher bounds its work; only pathological input (a run
+                // of about a million whitespace characters) gets here.
+                msg: format!("input too long or repetitive to split: {e}"),
             })?;
             let (s, e) = (m.cpt_at(b0 + found.start()), m.cpt_at(b0 + found.end()));
             if s > last {

@@ -47,9 +47,13 @@ impl CptFlags {
             }
             Gc::SpaceSeparator | Gc::LineSeparator | Gc::ParagraphSeparator => Self::SEPARATOR,
             Gc::Control | Gc::Format | Gc::PrivateUse | Gc::Surrogate => Self::CONTROL,
-            Gc::Unassigned => Self::UNDEFINED,
+            _ => Self::UNDEFINED,
         };
-        let ws = if is_whitespace(c) { Self::WHITESPACE } else { 0 };
+        let ws = if is_whitespace(c) {
+            Self::WHITESPACE
+        } else {
+            0
+        };
         CptFlags(cat | ws)
     }
 
@@ -147,7 +151,11 @@ fn byte_tables() -> &'static ByteTables {
                 n += 1;
             }
         }
-        let to_byte = to_char.iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
+        let to_byte = to_char
+            .iter()
+            .enumerate()
+            .map(|(b, &c)| (c, b as u8))
+            .collect();
         ByteTables { to_char, to_byte }
     })
 }

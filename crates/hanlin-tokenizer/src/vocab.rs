@@ -113,6 +113,15 @@ fn get_id(g: &GgufFile, key: &str) -> Option<u64> {
     g.get(key).and_then(Value::as_u64)
 }
 
+/// Overrides `slot` with the id stored under `key` when that id is inside the vocabulary.
+fn read_id(g: &GgufFile, key: &str, n: u64, slot: &mut Option<u32>) {
+    match get_id(g, key) {
+        Some(id) if id < n => *slot = Some(id as u32),
+        Some(id) => tracing::warn!("{key} = {id} is outside the vocabulary of {n}"),
+        None => {}
+    }
+}
+
 impl Vocab {
     /// Builds the vocabulary from a GGUF file's `tokenizer.ggml.*` metadata.
     pub(crate) fn from_gguf(g: &GgufFile) -> Result<Self, TokenizerError> {
@@ -122,24 +131,27 @@ impl Vocab {
             .to_string();
         let mut pre_name = g.get_str(KEY_PRE)?.unwrap_or("").to_string();
 
-        // Default special ids per kind; metadata overrides them below.
-        let (kind, mut bos, mut eos, mut unk, mut sep, mut pad, mut mask): (
-            VocabKind,
-            Option<u32>,
-            Option<u32>,
-            Option<u32>,
-            Option<u32>,
-            Option<u32>,
-            Option<u32>,
-        ) = match model.as_str() {
-            "llama" => (VocabKind::Spm, Some(1), Some(2), Some(0), None, None, None),
-            "bert" => (VocabKind::Wpm, Some(101), None, Some(100), Some(102), Some(0), Some(103)),
-            "gpt2" => (VocabKind::Bpe, Some(11), Some(11), None, None, None, None),
+        // Default special ids per kind (bos, eos, unk, sep, pad, mask); metadata
+        // overrides them below.
+        type Ids = [Option<u32>; 6];
+        let (kind, defaults): (VocabKind, Ids) = match model.as_str() {
+            "llama" => (
+                VocabKind::Spm,
+                [Some(1), Some(2), Some(0), None, None, None],
+            ),
+            "bert" => (
+                VocabKind::Wpm,
+                [Some(101), None, Some(100), Some(102), Some(0), Some(103)],
+            ),
+            "gpt2" => (VocabKind::Bpe, [Some(11), Some(11), None, None, None, None]),
             "gemma4" => {
                 pre_name = "gemma4".to_string();
-                (VocabKind::Bpe, None, None, None, None, None, None)
+                (VocabKind::Bpe, [None; 6])
             }
-            "t5" => (VocabKind::Ugm, None, Some(1), Some(2), None, Some(0), None),
+            "t5" => (
+                VocabKind::Ugm,
+                [None, Some(1), Some(2), None, Some(0), None],
+            ),
             "no_vocab" | "none" => {
                 return Err(TokenizerError::Unsupported(format!(
                     "the model has no vocabulary (tokenizer.ggml.model = {model:?})"
@@ -147,6 +159,7 @@ impl Vocab {
             }
             other => return Err(TokenizerError::UnknownModel(other.to_string())),
         };
+        let [mut bos, mut eos, mut unk, mut sep, mut pad, mut mask] = defaults;
 
         let mut v = Vocab {
             kind,
@@ -183,9 +196,8 @@ impl Vocab {
         match kind {
             VocabKind::Bpe => {
                 v.load_merges(g)?;
-                let spec = bpe_pre(&pre_name).ok_or_else(|| {
-                    TokenizerError::UnknownPre(pre_name.clone())
-                })?;
+                let spec = bpe_pre(&pre_name)
+                    .ok_or_else(|| TokenizerError::UnknownPre(pre_name.clone()))?;
                 if pre_name.is_empty() {
                     tracing::warn!(
                         "GGUF has no tokenizer.ggml.pre: using llama.cpp's default \
@@ -232,7 +244,7 @@ impl Vocab {
         let mut eot = None;
         let mut eom = None;
         {
-            let slots: [(&str, &mut Option<u32>); 17] = [
+            let slots: [(&str, &mut Option<u32>); 14] = [
                 ("tokenizer.ggml.bos_token_id", &mut bos),
                 ("tokenizer.ggml.eos_token_id", &mut eos),
                 ("tokenizer.ggml.eot_token_id", &mut eot),
@@ -247,20 +259,17 @@ impl Vocab {
                 ("tokenizer.ggml.fim_pad_token_id", &mut fim.pad),
                 ("tokenizer.ggml.fim_rep_token_id", &mut fim.rep),
                 ("tokenizer.ggml.fim_sep_token_id", &mut fim.sep),
-                ("tokenizer.ggml.prefix_token_id", &mut fim.pre),
-                ("tokenizer.ggml.suffix_token_id", &mut fim.suf),
-                ("tokenizer.ggml.middle_token_id", &mut fim.mid),
             ];
             for (key, slot) in slots {
                 if slot.is_some_and(|id| u64::from(id) >= n) {
                     *slot = None;
                 }
-                match get_id(g, key) {
-                    Some(id) if id < n => *slot = Some(id as u32),
-                    Some(id) => tracing::warn!("{key} = {id} is outside the vocabulary of {n}"),
-                    None => {}
-                }
+                read_id(g, key, n, slot);
             }
+            // Deprecated spellings of the FIM keys, read after (and winning over) the new.
+            read_id(g, "tokenizer.ggml.prefix_token_id", n, &mut fim.pre);
+            read_id(g, "tokenizer.ggml.suffix_token_id", n, &mut fim.suf);
+            read_id(g, "tokenizer.ggml.middle_token_id", n, &mut fim.mid);
         }
         v.bos = bos;
         v.eos = eos;
@@ -390,9 +399,7 @@ impl Vocab {
             }
             self.token_to_id.insert(text.clone(), id);
             self.max_token_len = self.max_token_len.max(text.len());
-            let score = scores
-                .and_then(|s| s[i].as_f64())
-                .map_or(0.0, |f| f as f32);
+            let score = scores.and_then(|s| s[i].as_f64()).map_or(0.0, |f| f as f32);
             let attr = match types.and_then(|t| t[i].as_i64()) {
                 None => attr::NORMAL,
                 Some(ty) => match ty {
@@ -428,9 +435,13 @@ impl Vocab {
     /// The token for one raw byte (`<0xXX>`, else the byte as a one-char token).
     pub(crate) fn byte_to_token(&self, b: u8) -> Option<u32> {
         match self.kind {
-            VocabKind::Spm | VocabKind::Ugm => self
-                .text_to_token(&format!("<0x{b:02X}>"))
-                .or_else(|| std::str::from_utf8(&[b]).ok().and_then(|s| self.text_to_token(s))),
+            VocabKind::Spm | VocabKind::Ugm => {
+                self.text_to_token(&format!("<0x{b:02X}>")).or_else(|| {
+                    std::str::from_utf8(&[b])
+                        .ok()
+                        .and_then(|s| self.text_to_token(s))
+                })
+            }
             _ => {
                 let c = crate::unicode::byte_to_char(b);
                 self.text_to_token(c.encode_utf8(&mut [0; 4]))

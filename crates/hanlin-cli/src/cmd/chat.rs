@@ -1,10 +1,165 @@
-//! `hanlin chat`.
+//! `hanlin chat` / `hanlin run`: interactive multi-turn chat with the model's chat template.
+//!
+//! The KV cache survives between turns, so each reply only processes the new messages.
+//! `/reset` starts over, `/system TEXT` sets the system prompt, Ctrl-C stops a reply
+//! (and quits when no reply is running).
 
-/// Arguments of `hanlin chat`.
-#[derive(clap::Args, Debug, Default)]
-pub struct Args {}
+use std::io::{BufRead, Write};
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use hanlin_engine::{GenerateParams, Session};
+use hanlin_tokenizer::template::RenderRequest;
+use serde_json::json;
+
+use super::generate::SamplingArgs;
+use super::loaded::LoadedModel;
+
+/// Arguments of `hanlin chat` (and `hanlin run`).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Model: a GGUF path or a store name.
+    #[arg(long, short, default_value = "gemma3:270m")]
+    pub model: String,
+    /// System prompt.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Most tokens per reply.
+    #[arg(short = 'n', long = "max-tokens", default_value_t = 512)]
+    pub max_tokens: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long, short)]
+    pub threads: Option<usize>,
+    /// Context size in tokens.
+    #[arg(long, default_value_t = 4096)]
+    pub ctx: usize,
+    /// Sampling.
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            model: "gemma3:270m".into(),
+            system: None,
+            max_tokens: 512,
+            threads: None,
+            ctx: 4096,
+            sampling: SamplingArgs::default(),
+        }
+    }
+}
+
+static GENERATING: AtomicBool = AtomicBool::new(false);
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// Runs the subcommand.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`hanlin chat` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let loaded = LoadedModel::load(&args.model, args.threads)?;
+    let template = loaded.chat_template()?;
+    ctrlc::set_handler(|| {
+        if GENERATING.load(Ordering::SeqCst) {
+            INTERRUPTED.store(true, Ordering::SeqCst);
+        } else {
+            eprintln!();
+            std::process::exit(130);
+        }
+    })
+    .context("installing the Ctrl-C handler")?;
+
+    let mut session = Session::new(&loaded.model, &loaded.tokenizer, args.ctx);
+    let mut system = args.system.clone();
+    let mut messages: Vec<serde_json::Value> = Vec::new();
+    let stop_tokens: Vec<u32> = loaded
+        .tokenizer
+        .token_id("<start_of_turn>")
+        .into_iter()
+        .collect();
+    eprintln!(
+        "hanlin chat — {} ({}). /reset, /system TEXT, /exit; Ctrl-C stops a reply.",
+        args.model,
+        loaded.model.config.arch.name()
+    );
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    loop {
+        print!(">>> ");
+        stdout.flush()?;
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            println!();
+            return Ok(());
+        }
+        let line = line.trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() {
+            continue;
+        }
+        match line.trim() {
+            "/exit" | "/quit" | "/bye" => return Ok(()),
+            "/reset" => {
+                messages.clear();
+                session.reset();
+                println!("(conversation cleared)");
+                continue;
+            }
+            cmd if cmd.starts_with("/system") => {
+                system = Some(cmd.trim_start_matches("/system").trim().to_string())
+                    .filter(|s| !s.is_empty());
+                messages.clear();
+                session.reset();
+                println!(
+                    "(system prompt {}; conversation cleared)",
+                    if system.is_some() { "set" } else { "removed" }
+                );
+                continue;
+            }
+            _ => {}
+        }
+        messages.push(json!({"role": "user", "content": line}));
+        let mut all = Vec::with_capacity(messages.len() + 1);
+        if let Some(s) = &system {
+            all.push(json!({"role": "system", "content": s}));
+        }
+        all.extend(messages.iter().cloned());
+        let mut req = RenderRequest::new(all);
+        req.add_generation_prompt = true;
+        let prompt_text = template.render(&req)?;
+        let bos_text = template.special_tokens().bos_token.clone();
+        let add_bos = bos_text.is_empty() || !prompt_text.starts_with(&bos_text);
+        let prompt = loaded.tokenizer.encode(&prompt_text, add_bos, true)?;
+        if prompt.len() + 1 >= session.n_ctx() {
+            println!(
+                "(the conversation no longer fits in {} tokens; /reset to start over)",
+                session.n_ctx()
+            );
+            messages.pop();
+            continue;
+        }
+        let params = GenerateParams {
+            max_tokens: args.max_tokens.min(session.n_ctx() - prompt.len() - 1),
+            sampling: args.sampling.params(),
+            stop_tokens: stop_tokens.clone(),
+            ..GenerateParams::default()
+        };
+        INTERRUPTED.store(false, Ordering::SeqCst);
+        GENERATING.store(true, Ordering::SeqCst);
+        let result = session.generate(&prompt, &params, |t| {
+            print!("{t}");
+            let _ = std::io::stdout().flush();
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        GENERATING.store(false, Ordering::SeqCst);
+        let out = result?;
+        println!();
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            eprintln!("(stopped)");
+        }
+        messages.push(json!({"role": "assistant", "content": out.text.trim()}));
+    }
 }

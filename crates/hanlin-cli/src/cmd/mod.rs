@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod generate;
 pub mod inspect;
+pub mod loaded;
 pub mod models;
 pub mod pull;
 pub mod resolve;

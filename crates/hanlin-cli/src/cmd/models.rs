@@ -72,14 +72,23 @@ fn list(store: &Store) -> anyhow::Result<()> {
             ago(&m.created),
         ]);
     }
-    let widths: Vec<usize> = (0..6).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..6)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
     for r in &rows {
-        let line: Vec<String> = r.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
         println!("{}", line.join("  ").trim_end());
     }
     if models.is_empty() {
         let names: Vec<&str> = catalog().iter().map(|e| e.name).collect();
-        eprintln!("no models yet; try `hanlin pull {}`", names.first().copied().unwrap_or("SOURCE"));
+        eprintln!(
+            "no models yet; try `hanlin pull {}`",
+            names.first().copied().unwrap_or("SOURCE")
+        );
     }
     Ok(())
 }
@@ -93,9 +102,19 @@ fn print_info(info: &ModelInfo) {
         ("name", m.name.clone()),
         ("general.name", opt(&m.general_name)),
         ("architecture", opt(&m.architecture)),
-        ("parameters", format!("{} ({})", format_params(m.parameter_count), m.parameter_count)),
+        (
+            "parameters",
+            format!(
+                "{} ({})",
+                format_params(m.parameter_count),
+                m.parameter_count
+            ),
+        ),
         ("file type", opt(&m.file_type)),
-        ("size", format!("{} ({} bytes)", format_size(m.size), m.size)),
+        (
+            "size",
+            format!("{} ({} bytes)", format_size(m.size), m.size),
+        ),
         ("sha256", m.sha256.clone()),
         ("source", m.source.clone()),
         ("created", format!("{} ({})", m.created, ago(&m.created))),
@@ -104,10 +123,30 @@ fn print_info(info: &ModelInfo) {
         ("context length", num(g.context_length)),
         ("embedding length", num(g.embedding_length)),
         ("layers", num(g.block_count)),
-        ("heads (kv)", format!("{} ({})", num(g.head_count), num(g.head_count_kv))),
-        ("tokenizer", format!("{} ({} tokens)", opt(&g.tokenizer), g.vocab_size.map_or("-".into(), |n| n.to_string()))),
-        ("chat template", if g.has_chat_template { "yes".into() } else { "no".into() }),
-        ("tensors", format!("{} ({})", g.tensor_count, tensor_types(info))),
+        (
+            "heads (kv)",
+            format!("{} ({})", num(g.head_count), num(g.head_count_kv)),
+        ),
+        (
+            "tokenizer",
+            format!(
+                "{} ({} tokens)",
+                opt(&g.tokenizer),
+                g.vocab_size.map_or("-".into(), |n| n.to_string())
+            ),
+        ),
+        (
+            "chat template",
+            if g.has_chat_template {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+        ),
+        (
+            "tensors",
+            format!("{} ({})", g.tensor_count, tensor_types(info)),
+        ),
     ];
     for (k, v) in rows {
         println!("{k:<17} {v}");
@@ -115,6 +154,11 @@ fn print_info(info: &ModelInfo) {
 }
 
 fn tensor_types(info: &ModelInfo) -> String {
-    let parts: Vec<String> = info.gguf.tensor_types.iter().map(|(t, n)| format!("{t}: {n}")).collect();
+    let parts: Vec<String> = info
+        .gguf
+        .tensor_types
+        .iter()
+        .map(|(t, n)| format!("{t}: {n}"))
+        .collect();
     parts.join(", ")
 }

@@ -30,6 +30,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     .flatten()
     .collect();
     println!("{}  ({})", m.name, what.join(", "));
-    eprintln!("sha256:{}  pulled in {:.1}s", m.sha256, started.elapsed().as_secs_f64());
+    eprintln!(
+        "sha256:{}  pulled in {:.1}s",
+        m.sha256,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

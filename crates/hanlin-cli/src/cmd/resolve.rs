@@ -15,18 +15,32 @@ pub fn resolve_model(model: &str) -> anyhow::Result<PathBuf> {
     match store.resolve(model) {
         Ok(path) => Ok(path),
         Err(e @ (StoreError::NotFound { .. } | StoreError::MissingBlob { .. })) => {
-            if let Some(entry) = ModelName::parse(model).ok().and_then(|n| catalog_lookup(&n)) {
+            if let Some(entry) = ModelName::parse(model)
+                .ok()
+                .and_then(|n| catalog_lookup(&n))
+            {
                 eprintln!("pulling {} (first use of {model}) …", entry.name);
                 return Ok(store.ensure(model, &BarProgress::new())?);
             }
-            let StoreError::NotFound { available, .. } = e else { return Err(e.into()) };
-            let looks_like_path = model.contains(['/', '\\']) || model.to_ascii_lowercase().ends_with(".gguf");
-            let have = if available.is_empty() { "none".to_string() } else { available.join(", ") };
+            let StoreError::NotFound { available, .. } = e else {
+                return Err(e.into());
+            };
+            let looks_like_path =
+                model.contains(['/', '\\']) || model.to_ascii_lowercase().ends_with(".gguf");
+            let have = if available.is_empty() {
+                "none".to_string()
+            } else {
+                available.join(", ")
+            };
             let cat: Vec<&str> = catalog().iter().map(|e| e.name).collect();
             anyhow::bail!(
                 "model {model:?} is {}not in the store (stored models: {have}; \
                  catalog: {}); pull one with `hanlin pull SOURCE`",
-                if looks_like_path { "not an existing file and " } else { "" },
+                if looks_like_path {
+                    "not an existing file and "
+                } else {
+                    ""
+                },
                 cat.join(", ")
             )
         }

@@ -1,7 +1,7 @@
 //! Gemma 3 (text): five sliding-window layers then one global, two RoPE bases, q/k norms,
 //! pre+post norms, GEGLU, embeddings scaled by sqrt(n_embd), tied output.
 
-use super::{Need::*, Need, Slot, Slot::*};
+use super::{Need, Need::*, Slot, Slot::*};
 use crate::config::{Activation, Meta, ModelConfig, RopeLayout};
 use crate::error::Result;
 
@@ -35,10 +35,16 @@ pub(crate) fn adjust(cfg: &mut ModelConfig, m: &Meta<'_>) -> Result<()> {
     if let Some(w) = m.opt_usize("attention.sliding_window")?.filter(|&w| w > 0) {
         cfg.sliding_window = Some(w);
         cfg.rope_base_swa = ROPE_BASE_LOCAL;
-        cfg.swa_layers = (0..cfg.n_layer).map(|il| il % SWA_PATTERN < SWA_PATTERN - 1).collect();
+        cfg.swa_layers = (0..cfg.n_layer)
+            .map(|il| il % SWA_PATTERN < SWA_PATTERN - 1)
+            .collect();
     }
     // Gemma 3 27B (62 layers) scales queries by n_embd/n_head; every other size by head_dim.
-    let scale_dim = if cfg.n_layer == 62 { cfg.n_embd / cfg.n_head } else { cfg.head_dim_k };
+    let scale_dim = if cfg.n_layer == 62 {
+        cfg.n_embd / cfg.n_head
+    } else {
+        cfg.head_dim_k
+    };
     cfg.attn_scale = 1.0 / (scale_dim as f32).sqrt();
     // llama.cpp applies the final soft-cap only in the non-SWA graph (EmbeddingGemma).
     if cfg.sliding_window.is_none() {

@@ -1,6 +1,6 @@
 //! Llama 2/3.x, Mistral, TinyLlama, DeepSeek-R1-Distill-Llama.
 
-use super::{Need::*, Need, Slot, Slot::*};
+use super::{Need, Need::*, Slot, Slot::*};
 use crate::config::{Meta, ModelConfig, RopeLayout};
 use crate::error::Result;
 

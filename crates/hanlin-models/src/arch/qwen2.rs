@@ -1,6 +1,6 @@
 //! Qwen2 / Qwen2.5 (通义千问) and DeepSeek-R1-Distill-Qwen.
 
-use super::{Need::*, Need, Slot, Slot::*};
+use super::{Need, Need::*, Slot, Slot::*};
 use crate::config::{Meta, ModelConfig, RopeLayout};
 use crate::error::Result;
 

@@ -1,6 +1,6 @@
 //! Qwen3 (dense): per-head RMSNorm on queries and keys, no biases.
 
-use super::{Need::*, Need, Slot, Slot::*};
+use super::{Need, Need::*, Slot, Slot::*};
 use crate::config::{Meta, ModelConfig, RopeLayout};
 use crate::error::Result;
 

@@ -1,5 +1,5 @@
 //! Shared helpers for the store's integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::Path;
 
@@ -16,7 +16,8 @@ pub fn tiny_gguf(arch: &str, seed: u32, n: usize) -> Vec<u8> {
     let data: Vec<u8> = (0..n as u32)
         .flat_map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) as f32 / 1e9).to_le_bytes())
         .collect();
-    w.add_tensor("token_embd.weight", &[n as u64], GgmlType::F32, data).unwrap();
+    w.add_tensor("token_embd.weight", &[n as u64], GgmlType::F32, data)
+        .unwrap();
     w.to_bytes().unwrap()
 }
 
@@ -28,7 +29,11 @@ pub fn sha256(bytes: &[u8]) -> String {
 /// File names in a directory (empty if it does not exist).
 pub fn files_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -39,7 +44,8 @@ pub fn wheel(path: &Path, entries: &[(&str, &[u8])]) {
     use std::io::Write;
     let f = std::fs::File::create(path).unwrap();
     let mut z = zip::ZipWriter::new(f);
-    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
     for (name, bytes) in entries {
         z.start_file(*name, opts).unwrap();
         z.write_all(bytes).unwrap();

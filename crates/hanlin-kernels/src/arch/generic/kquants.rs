@@ -24,14 +24,20 @@ fn bsums(y: &[u8; q8_k::SIZE]) -> [i32; 16] {
 /// Sum of `q[l] * q8[l]` for 32 unsigned weights and signed activations.
 #[inline(always)]
 fn dot32(q: &[u8; 32], q8: &[u8]) -> i32 {
-    q.iter().zip(q8).map(|(&a, &b)| a as i32 * b as i8 as i32).sum()
+    q.iter()
+        .zip(q8)
+        .map(|(&a, &b)| a as i32 * b as i8 as i32)
+        .sum()
 }
 
 /// Q2_K weights · Q8_K activations.
 pub(crate) fn dot_q2_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 256;
     let mut sum = 0.0f32;
-    for (x, y) in blocks::<{ q2_k::SIZE }>(w, nb).iter().zip(blocks::<{ q8_k::SIZE }>(a, nb)) {
+    for (x, y) in blocks::<{ q2_k::SIZE }>(w, nb)
+        .iter()
+        .zip(blocks::<{ q8_k::SIZE }>(a, nb))
+    {
         let sc = field::<0, 16, 84>(x);
         let qs = field::<16, 64, 84>(x);
         let q8 = field::<4, 256, 292>(y);
@@ -65,7 +71,10 @@ pub(crate) fn dot_q2_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
 pub(crate) fn dot_q3_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 256;
     let mut sum = 0.0f32;
-    for (x, y) in blocks::<{ q3_k::SIZE }>(w, nb).iter().zip(blocks::<{ q8_k::SIZE }>(a, nb)) {
+    for (x, y) in blocks::<{ q3_k::SIZE }>(w, nb)
+        .iter()
+        .zip(blocks::<{ q8_k::SIZE }>(a, nb))
+    {
         let hm = field::<0, 32, 110>(x);
         let qs = field::<32, 64, 110>(x);
         let scales = unpack_q3_k_scales(field::<96, 12, 110>(x));
@@ -97,7 +106,10 @@ pub(crate) fn dot_q3_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
 pub(crate) fn dot_q4_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 256;
     let mut sum = 0.0f32;
-    for (x, y) in blocks::<{ q4_k::SIZE }>(w, nb).iter().zip(blocks::<{ q8_k::SIZE }>(a, nb)) {
+    for (x, y) in blocks::<{ q4_k::SIZE }>(w, nb)
+        .iter()
+        .zip(blocks::<{ q8_k::SIZE }>(a, nb))
+    {
         let u = unpack_k4_scales(field::<4, 12, 144>(x));
         let sm: [u8; 16] = std::array::from_fn(|i| u[i / 4].to_le_bytes()[i % 4]);
         let qs = field::<16, 128, 144>(x);
@@ -129,7 +141,10 @@ pub(crate) fn dot_q4_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
 pub(crate) fn dot_q5_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 256;
     let mut sum = 0.0f32;
-    for (x, y) in blocks::<{ q5_k::SIZE }>(w, nb).iter().zip(blocks::<{ q8_k::SIZE }>(a, nb)) {
+    for (x, y) in blocks::<{ q5_k::SIZE }>(w, nb)
+        .iter()
+        .zip(blocks::<{ q8_k::SIZE }>(a, nb))
+    {
         let u = unpack_k4_scales(field::<4, 12, 176>(x));
         let sm: [u8; 16] = std::array::from_fn(|i| u[i / 4].to_le_bytes()[i % 4]);
         let qh = field::<16, 32, 176>(x);
@@ -162,7 +177,10 @@ pub(crate) fn dot_q5_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
 pub(crate) fn dot_q6_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 256;
     let mut sum = 0.0f32;
-    for (x, y) in blocks::<{ q6_k::SIZE }>(w, nb).iter().zip(blocks::<{ q8_k::SIZE }>(a, nb)) {
+    for (x, y) in blocks::<{ q6_k::SIZE }>(w, nb)
+        .iter()
+        .zip(blocks::<{ q8_k::SIZE }>(a, nb))
+    {
         let ql = field::<0, 128, 210>(x);
         let qh = field::<128, 64, 210>(x);
         let sc = field::<192, 16, 210>(x);

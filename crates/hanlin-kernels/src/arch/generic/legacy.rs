@@ -14,7 +14,10 @@ fn fp16(bits: u16) -> f32 {
 pub(crate) fn dot_q4_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 32;
     let mut sum = 0.0f32;
-    for (x, y) in blocks::<{ q4_0::SIZE }>(w, nb).iter().zip(blocks::<{ q8_0::SIZE }>(a, nb)) {
+    for (x, y) in blocks::<{ q4_0::SIZE }>(w, nb)
+        .iter()
+        .zip(blocks::<{ q8_0::SIZE }>(a, nb))
+    {
         let qs = field::<2, 16, 18>(x);
         let q8 = field::<2, 32, 34>(y);
         let mut isum = 0i32;
@@ -32,7 +35,10 @@ pub(crate) fn dot_q4_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
 pub(crate) fn dot_q4_1(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 32;
     let mut sum = 0.0f32;
-    for (x, y) in blocks::<{ q4_1::SIZE }>(w, nb).iter().zip(blocks::<{ q8_1::SIZE }>(a, nb)) {
+    for (x, y) in blocks::<{ q4_1::SIZE }>(w, nb)
+        .iter()
+        .zip(blocks::<{ q8_1::SIZE }>(a, nb))
+    {
         let qs = field::<4, 16, 20>(x);
         let q8 = field::<4, 32, 36>(y);
         let mut isum = 0i32;
@@ -52,7 +58,10 @@ pub(crate) fn dot_q4_1(n: usize, w: &[u8], a: &[u8]) -> f32 {
 pub(crate) fn dot_q5_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 32;
     let mut sum = 0.0f32;
-    for (x, y) in blocks::<{ q5_0::SIZE }>(w, nb).iter().zip(blocks::<{ q8_0::SIZE }>(a, nb)) {
+    for (x, y) in blocks::<{ q5_0::SIZE }>(w, nb)
+        .iter()
+        .zip(blocks::<{ q8_0::SIZE }>(a, nb))
+    {
         let qh = u32_at::<2, 22>(x);
         let qs = field::<6, 16, 22>(x);
         let q8 = field::<2, 32, 34>(y);
@@ -73,7 +82,10 @@ pub(crate) fn dot_q5_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
 pub(crate) fn dot_q5_1(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 32;
     let mut sum = 0.0f32;
-    for (x, y) in blocks::<{ q5_1::SIZE }>(w, nb).iter().zip(blocks::<{ q8_1::SIZE }>(a, nb)) {
+    for (x, y) in blocks::<{ q5_1::SIZE }>(w, nb)
+        .iter()
+        .zip(blocks::<{ q8_1::SIZE }>(a, nb))
+    {
         let qh = u32_at::<4, 24>(x);
         let qs = field::<8, 16, 24>(x);
         let q8 = field::<4, 32, 36>(y);
@@ -96,7 +108,10 @@ pub(crate) fn dot_q5_1(n: usize, w: &[u8], a: &[u8]) -> f32 {
 pub(crate) fn dot_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 32;
     let mut sum = 0.0f32;
-    for (x, y) in blocks::<{ q8_0::SIZE }>(w, nb).iter().zip(blocks::<{ q8_0::SIZE }>(a, nb)) {
+    for (x, y) in blocks::<{ q8_0::SIZE }>(w, nb)
+        .iter()
+        .zip(blocks::<{ q8_0::SIZE }>(a, nb))
+    {
         let qx = field::<2, 32, 34>(x);
         let qy = field::<2, 32, 34>(y);
         let isum: i32 = qx

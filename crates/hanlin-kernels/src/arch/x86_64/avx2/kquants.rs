@@ -102,7 +102,10 @@ pub(crate) fn dot_q4_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let m4 = _mm256_set1_epi8(0xF);
     let mut acc = _mm256_setzero_ps();
     let mut acc_m = _mm_setzero_ps();
-    for (x, y) in blocks::<{ q4_k::SIZE }>(w, nb).iter().zip(blocks::<{ q8_k::SIZE }>(a, nb)) {
+    for (x, y) in blocks::<{ q4_k::SIZE }>(w, nb)
+        .iter()
+        .zip(blocks::<{ q8_k::SIZE }>(a, nb))
+    {
         let yd = q8k_d(y);
         let d = yd * fp16(u16_at::<0, 144>(x));
         let dmin = -yd * fp16(u16_at::<2, 144>(x));
@@ -139,7 +142,10 @@ pub(crate) fn dot_q5_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let m16 = _mm256_set1_epi8(16);
     let mut acc = _mm256_setzero_ps();
     let mut acc_m = _mm_setzero_ps();
-    for (x, y) in blocks::<{ q5_k::SIZE }>(w, nb).iter().zip(blocks::<{ q8_k::SIZE }>(a, nb)) {
+    for (x, y) in blocks::<{ q5_k::SIZE }>(w, nb)
+        .iter()
+        .zip(blocks::<{ q8_k::SIZE }>(a, nb))
+    {
         let yd = q8k_d(y);
         let d = yd * fp16(u16_at::<0, 176>(x));
         let dmin = -yd * fp16(u16_at::<2, 176>(x));
@@ -220,7 +226,10 @@ pub(super) fn q6_k_offset(scales: __m128i, y: &[u8; q8_k::SIZE]) -> __m256i {
 pub(crate) fn dot_q6_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 256;
     let mut acc = _mm256_setzero_ps();
-    for (x, y) in blocks::<{ q6_k::SIZE }>(w, nb).iter().zip(blocks::<{ q8_k::SIZE }>(a, nb)) {
+    for (x, y) in blocks::<{ q6_k::SIZE }>(w, nb)
+        .iter()
+        .zip(blocks::<{ q8_k::SIZE }>(a, nb))
+    {
         let d = q8k_d(y) * fp16(u16_at::<208, 210>(x));
         let scales = ld128(field::<192, 16, 210>(x));
         let q8 = q8k_qs(y);
@@ -245,7 +254,10 @@ pub(crate) fn dot_q2_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let m3 = _mm256_set1_epi8(3);
     let m4 = _mm_set1_epi8(0xF);
     let mut acc = _mm256_setzero_ps();
-    for (x, y) in blocks::<{ q2_k::SIZE }>(w, nb).iter().zip(blocks::<{ q8_k::SIZE }>(a, nb)) {
+    for (x, y) in blocks::<{ q2_k::SIZE }>(w, nb)
+        .iter()
+        .zip(blocks::<{ q8_k::SIZE }>(a, nb))
+    {
         let yd = q8k_d(y);
         let d = yd * fp16(u16_at::<80, 84>(x));
         let dmin = -yd * fp16(u16_at::<82, 84>(x));
@@ -254,7 +266,10 @@ pub(crate) fn dot_q2_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
         let prod = _mm256_madd_epi16(mins, ld256(field::<260, 32, 292>(y)));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prod), acc);
         let all = _mm256_cvtepi8_epi16(_mm_and_si128(ms, m4));
-        let (lo, hi) = (_mm256_castsi256_si128(all), _mm256_extracti128_si256::<1>(all));
+        let (lo, hi) = (
+            _mm256_castsi256_si128(all),
+            _mm256_extracti128_si256::<1>(all),
+        );
         let scales = [_mm256_set_m128i(lo, lo), _mm256_set_m128i(hi, hi)];
         let qs = field::<16, 64, 84>(x);
         let q8 = q8k_qs(y);
@@ -285,12 +300,18 @@ pub(crate) fn dot_q3_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let m3 = _mm256_set1_epi8(3);
     let four = _mm256_set1_epi8(4);
     let mut acc = _mm256_setzero_ps();
-    for (x, y) in blocks::<{ q3_k::SIZE }>(w, nb).iter().zip(blocks::<{ q8_k::SIZE }>(a, nb)) {
+    for (x, y) in blocks::<{ q3_k::SIZE }>(w, nb)
+        .iter()
+        .zip(blocks::<{ q8_k::SIZE }>(a, nb))
+    {
         let d = q8k_d(y) * fp16(u16_at::<108, 110>(x));
         let sc8 = unpack_q3_k_scales(field::<96, 12, 110>(x));
         let sc8: [u8; 16] = sc8.map(|v| v as u8);
         let all = _mm256_cvtepi8_epi16(ld128(&sc8));
-        let (lo, hi) = (_mm256_castsi256_si128(all), _mm256_extracti128_si256::<1>(all));
+        let (lo, hi) = (
+            _mm256_castsi256_si128(all),
+            _mm256_extracti128_si256::<1>(all),
+        );
         let scales = [_mm256_set_m128i(lo, lo), _mm256_set_m128i(hi, hi)];
         let hbits = ld256(field::<0, 32, 110>(x));
         let qs = field::<32, 64, 110>(x);
@@ -312,10 +333,8 @@ pub(crate) fn dot_q3_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
                     four,
                 );
                 let q8v = ld256(chunk32(q8, 4 * c + s));
-                let p = _mm256_sub_epi16(
-                    _mm256_maddubs_epi16(*q, q8v),
-                    _mm256_maddubs_epi16(h, q8v),
-                );
+                let p =
+                    _mm256_sub_epi16(_mm256_maddubs_epi16(*q, q8v), _mm256_maddubs_epi16(h, q8v));
                 let sc = _mm256_shuffle_epi8(*sc, ld256(&Q3K_SHUF[s]));
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(sc, p));
             }

@@ -57,7 +57,10 @@ pub(super) fn q5_0_values(x: &[u8; q5_0::SIZE]) -> __m256i {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_q4_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 32;
-    let (xs, ys) = (blocks::<{ q4_0::SIZE }>(w, nb), blocks::<{ q8_0::SIZE }>(a, nb));
+    let (xs, ys) = (
+        blocks::<{ q4_0::SIZE }>(w, nb),
+        blocks::<{ q8_0::SIZE }>(a, nb),
+    );
     fma_blocks!(xs, ys, |x, y| {
         let d = _mm256_set1_ps(fp16(u16_at::<0, 18>(x)) * fp16(u16_at::<0, 34>(y)));
         let p = mul_sum_i8_pairs(q4_0_values(x), ld256(field::<2, 32, 34>(y)));
@@ -69,7 +72,10 @@ pub(crate) fn dot_q4_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_q4_1(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 32;
-    let (xs, ys) = (blocks::<{ q4_1::SIZE }>(w, nb), blocks::<{ q8_1::SIZE }>(a, nb));
+    let (xs, ys) = (
+        blocks::<{ q4_1::SIZE }>(w, nb),
+        blocks::<{ q8_1::SIZE }>(a, nb),
+    );
     let summs: f32 = xs
         .iter()
         .zip(ys)
@@ -88,7 +94,10 @@ pub(crate) fn dot_q4_1(n: usize, w: &[u8], a: &[u8]) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_q5_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 32;
-    let (xs, ys) = (blocks::<{ q5_0::SIZE }>(w, nb), blocks::<{ q8_0::SIZE }>(a, nb));
+    let (xs, ys) = (
+        blocks::<{ q5_0::SIZE }>(w, nb),
+        blocks::<{ q8_0::SIZE }>(a, nb),
+    );
     fma_blocks!(xs, ys, |x, y| {
         let d = _mm256_set1_ps(fp16(u16_at::<0, 22>(x)) * fp16(u16_at::<0, 34>(y)));
         let p = mul_sum_i8_pairs(q5_0_values(x), ld256(field::<2, 32, 34>(y)));
@@ -100,7 +109,10 @@ pub(crate) fn dot_q5_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_q5_1(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 32;
-    let (xs, ys) = (blocks::<{ q5_1::SIZE }>(w, nb), blocks::<{ q8_1::SIZE }>(a, nb));
+    let (xs, ys) = (
+        blocks::<{ q5_1::SIZE }>(w, nb),
+        blocks::<{ q8_1::SIZE }>(a, nb),
+    );
     let summs: f32 = xs
         .iter()
         .zip(ys)
@@ -123,7 +135,10 @@ pub(crate) fn dot_q5_1(n: usize, w: &[u8], a: &[u8]) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 32;
-    let (xs, ys) = (blocks::<{ q8_0::SIZE }>(w, nb), blocks::<{ q8_0::SIZE }>(a, nb));
+    let (xs, ys) = (
+        blocks::<{ q8_0::SIZE }>(w, nb),
+        blocks::<{ q8_0::SIZE }>(a, nb),
+    );
     fma_blocks!(xs, ys, |x, y| {
         let d = _mm256_set1_ps(fp16(u16_at::<0, 34>(x)) * fp16(u16_at::<0, 34>(y)));
         let p = mul_sum_i8_pairs(ld256(field::<2, 32, 34>(x)), ld256(field::<2, 32, 34>(y)));

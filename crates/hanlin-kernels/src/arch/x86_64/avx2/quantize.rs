@@ -1,8 +1,7 @@
-//! AVX2 activation quantizers, bit-identical to the scalar `*_ref` algorithms.
+//! AVX2 activation quantizers, byte-identical to the scalar ones (and to hanlin-quant).
 //!
-//! ggml's own AVX2 quantizers multiply by `127 / amax` and round half to even, which can differ
-//! from the reference in the last bit; these keep the reference's `1 / (amax / 127)` and C
-//! `roundf` (half away from zero) so activations never depend on the ISA.
+//! Q8_0 / Q8_1 are ggml's x86 quantizers (`127 / amax`, round half to even); Q8_K keeps the
+//! reference's sign-of-max scale and `nearest_int` so activations never depend on the ISA.
 
 use super::{hsum_epi32, ld_ps, st128, st256, to_fp16};
 use crate::arch::generic;
@@ -22,18 +21,6 @@ fn abs_max(v: &[__m256]) -> f32 {
     let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     let m = _mm_max_ss(m, _mm_movehdup_ps(m));
     _mm_cvtss_f32(m)
-}
-
-/// C `roundf`: round half away from zero (exact for |x| < 2^23).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn roundf(x: __m256) -> __m256 {
-    let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(x);
-    // x - trunc(x) is exact, so comparing it with 0.5 decides ties without double rounding.
-    let frac = _mm256_andnot_ps(_mm256_set1_ps(-0.0), _mm256_sub_ps(x, t));
-    let up = _mm256_cmp_ps::<_CMP_GE_OQ>(frac, _mm256_set1_ps(0.5));
-    let one = _mm256_or_ps(_mm256_and_ps(x, _mm256_set1_ps(-0.0)), _mm256_set1_ps(1.0));
-    _mm256_add_ps(t, _mm256_and_ps(up, one))
 }
 
 /// Four vectors of 8 i32 (values in i8 range) packed to 32 bytes in element order.
@@ -71,12 +58,16 @@ fn bytemuck_f32x8(x: &[f32; 8]) -> &[u8; 32] {
 #[target_feature(enable = "avx2,fma,f16c")]
 fn q8_block(x: &[f32; 32]) -> (f32, [__m256i; 4]) {
     let v = load32(x);
-    let d = abs_max(&v) / 127.0;
-    let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
-    (
-        d,
-        v.map(|v| _mm256_cvtps_epi32(roundf(_mm256_mul_ps(v, id)))),
-    )
+    let amax = abs_max(&v);
+    let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+    // cvtps_epi32 rounds half to even under the default MXCSR mode, like `round_ties_even`.
+    let q = v.map(|v| {
+        let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm256_mul_ps(v, id),
+        );
+        _mm256_cvtps_epi32(r)
+    });
+    (amax / 127.0, q)
 }
 
 /// f32 → Q8_0.
@@ -103,7 +94,7 @@ pub(crate) fn quantize_q8_1(src: &[f32], dst: &mut [u8]) {
             _mm256_add_epi32(q[2], q[3]),
         ));
         y[..2].copy_from_slice(&to_fp16(d).to_le_bytes());
-        y[2..4].copy_from_slice(&to_fp16(sum as f32 * d).to_le_bytes());
+        y[2..4].copy_from_slice(&to_fp16(d * sum as f32).to_le_bytes());
         st256(field_mut::<4, 32, 36>(y), pack_i32_to_i8(q));
     }
 }
