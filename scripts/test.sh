@@ -12,6 +12,7 @@ fi
 # must not skip, so make sure it is there and tell them.
 cargo build --release -p hanlin-cli
 ./target/release/hanlin pull gemma3:270m
+./scripts/fetch-assets.sh
 export HANLIN_REQUIRE_MODELS=1
 
 cargo nextest run --workspace --release --no-fail-fast "$@"

@@ -1,5 +1,7 @@
 //! Opens every GGUF file in ../shared/testdata (skipped when that folder is absent).
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 fn testdata() -> Option<PathBuf> {

@@ -2,6 +2,8 @@
 //! logits llama.cpp printed for every position (top-10 and 16 fixed ids).
 //! Reference: testdata/gemma3_greedy.json, made by scripts/ref/engine_gemma3.py.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use hanlin_models::{Logits, Model};

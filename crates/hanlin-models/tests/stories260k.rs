@@ -1,6 +1,8 @@
 //! The real stories260K Llama reproduces the greedy ids and logits recorded by an
 //! independent forward (which matches llama2.c and llama.cpp).
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use hanlin_models::{Logits, Model, ReferenceModel};

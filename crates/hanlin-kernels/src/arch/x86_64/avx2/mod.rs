@@ -121,12 +121,16 @@ fn hsum_epi32(x: __m256i) -> i32 {
 }
 
 /// 32 nibbles → 32 bytes: low nibbles of `b` in bytes 0..16, high nibbles in 16..32.
+///
+/// Broadcasting the 16 bytes from memory and blending the shifted copy into the high half
+/// avoids `vinserti128`, a shuffle-port µop in loops already bound on that port.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn bytes_from_nibbles_32(b: &[u8; 16]) -> __m256i {
-    let tmp = ld128(b);
-    let both = _mm256_set_m128i(_mm_srli_epi16::<4>(tmp), tmp);
-    _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
+    // SAFETY: `b` is 16 readable bytes; the broadcast load has no alignment requirement.
+    let both = unsafe { _mm256_broadcastsi128_si256(_mm_loadu_si128(b.as_ptr().cast())) };
+    let mixed = _mm256_blend_epi32::<0xF0>(both, _mm256_srli_epi16::<4>(both));
+    _mm256_and_si256(mixed, _mm256_set1_epi8(0x0F))
 }
 
 /// 32 bits → 32 bytes, 0xFF where the bit is set.

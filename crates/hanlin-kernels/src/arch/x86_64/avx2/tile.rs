@@ -7,31 +7,48 @@
 use super::kquants::{
     chunk32, k4_mins_and_scales, q6_k_offset, q6_k_scale, q6_k_values, q8k_d, q8k_qs, q8k_sums32,
 };
-use super::legacy::{q4_0_values, q5_0_values};
-use super::{fp16, hsum_ps, hsum_ps128, ld128, ld256};
+use super::legacy::{d4, q4_0_values, q5_0_values, spill4};
+use super::{fp16, hsum_ps, hsum_ps128, ld128, ld256, mul_sum_us8_pairs};
 use crate::layout::{blocks, field, q4_0, q4_k, q5_0, q6_k, q8_0, q8_k, u16_at};
 use core::arch::x86_64::*;
 
 /// Shared loop of the 32-element formats whose values are signed bytes: `vals` decodes a
-/// weight block into 32 i8 values and its scale. Even and odd blocks go to separate
-/// accumulators exactly as in `legacy::fma_blocks`, so each column is bit-identical to the
-/// 1×1 kernel.
+/// weight block into 32 i8 values. Scales and accumulator order (block `i` into `acc[i % 2]`)
+/// follow `legacy::signed_blocks`, so each column is bit-identical to the 1×1 kernel.
 macro_rules! dot4_signed {
     ($n:expr, $w:expr, $a:expr, $size:expr, |$x:ident| $vals:expr) => {{
         let nb = $n / 32;
         let xs = blocks::<{ $size }>($w, nb);
         let ys = $a.map(|s| blocks::<{ q8_0::SIZE }>(s, nb));
-        let ones = _mm256_set1_epi16(1);
         let mut acc = [[_mm256_setzero_ps(); 2]; 4];
-        for (i, $x) in xs.iter().enumerate() {
-            let (qx, dx) = $vals;
+        let (xg, xr) = xs.as_chunks::<4>();
+        let yg = ys.map(|y| y.as_chunks::<4>().0);
+        for (g, x4) in xg.iter().enumerate() {
+            let dx = d4(x4);
+            let d: [[f32; 4]; 4] = std::array::from_fn(|t| spill4(_mm_mul_ps(dx, d4(&yg[t][g]))));
+            for k in 0..4 {
+                let $x = &x4[k];
+                let qx = $vals;
+                let ax = _mm256_sign_epi8(qx, qx);
+                for t in 0..4 {
+                    let sy = _mm256_sign_epi8(ld256(field::<2, 32, 34>(&yg[t][g][k])), qx);
+                    let p = mul_sum_us8_pairs(ax, sy);
+                    let dk = _mm256_broadcast_ss(&d[t][k]);
+                    acc[t][k & 1] = _mm256_fmadd_ps(dk, _mm256_cvtepi32_ps(p), acc[t][k & 1]);
+                }
+            }
+        }
+        let base = xg.len() * 4;
+        for (k, $x) in xr.iter().enumerate() {
+            let qx = $vals;
             let ax = _mm256_sign_epi8(qx, qx);
+            let dx = fp16(u16_at::<0, { $size }>($x));
             for t in 0..4 {
-                let y = &ys[t][i];
+                let y = &ys[t][base + k];
                 let sy = _mm256_sign_epi8(ld256(field::<2, 32, 34>(y)), qx);
-                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), ones);
+                let p = mul_sum_us8_pairs(ax, sy);
                 let d = _mm256_set1_ps(dx * fp16(u16_at::<0, 34>(y)));
-                acc[t][i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[t][i & 1]);
+                acc[t][k & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[t][k & 1]);
             }
         }
         acc.map(|[a0, a1]| hsum_ps(_mm256_add_ps(a0, a1)))
@@ -41,28 +58,19 @@ macro_rules! dot4_signed {
 /// Q4_0 weights · four Q8_0 activation rows.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot4_q4_0(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-    dot4_signed!(n, w, a, q4_0::SIZE, |x| (
-        q4_0_values(x),
-        fp16(u16_at::<0, 18>(x))
-    ))
+    dot4_signed!(n, w, a, q4_0::SIZE, |x| q4_0_values(x))
 }
 
 /// Q5_0 weights · four Q8_0 activation rows.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot4_q5_0(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-    dot4_signed!(n, w, a, q5_0::SIZE, |x| (
-        q5_0_values(x),
-        fp16(u16_at::<0, 22>(x))
-    ))
+    dot4_signed!(n, w, a, q5_0::SIZE, |x| q5_0_values(x))
 }
 
 /// Q8_0 weights · four Q8_0 activation rows.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot4_q8_0(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-    dot4_signed!(n, w, a, q8_0::SIZE, |x| (
-        ld256(field::<2, 32, 34>(x)),
-        fp16(u16_at::<0, 34>(x))
-    ))
+    dot4_signed!(n, w, a, q8_0::SIZE, |x| ld256(field::<2, 32, 34>(x)))
 }
 
 /// Q4_K weights · four Q8_K activation rows.
