@@ -83,6 +83,10 @@ unsafe impl Send for OutPtr {}
 // SAFETY: as above.
 unsafe impl Sync for OutPtr {}
 
+/// Below this many weight bytes × tokens a product runs on the calling thread: waking workers
+/// costs a few microseconds, more than such a product takes.
+const MIN_PARALLEL_BYTES: usize = 48 * 1024;
+
 /// Rows per work item: enough items to balance threads, few enough to keep the handoff cheap,
 /// and small when batching so a chunk's weights stay in cache across the token groups.
 fn chunk_rows(rows: usize, n_tokens: usize, threads: usize) -> usize {
@@ -131,17 +135,22 @@ impl Kernels {
         if w.rows == 0 || n_tokens == 0 {
             return Ok(());
         }
-        let chunk = chunk_rows(w.rows, n_tokens, pool.threads());
-        let n_chunks = w.rows.div_ceil(chunk);
-        let ptr = OutPtr(out.as_mut_ptr());
         let job = Job {
             e,
             w,
             act,
             act_row,
             n_tokens,
-            out: ptr,
+            out: OutPtr(out.as_mut_ptr()),
         };
+        if w.data.len().saturating_mul(n_tokens) < MIN_PARALLEL_BYTES {
+            // SAFETY: ISA verified at construction, lengths validated above, and this thread
+            // is the only writer.
+            unsafe { job.run_chunk(0, w.rows) };
+            return Ok(());
+        }
+        let chunk = chunk_rows(w.rows, n_tokens, pool.threads());
+        let n_chunks = w.rows.div_ceil(chunk);
         pool.for_each_index(n_chunks, |c| {
             let r0 = c * chunk;
             let r1 = (r0 + chunk).min(w.rows);

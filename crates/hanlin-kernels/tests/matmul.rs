@@ -48,13 +48,16 @@ fn shapes_threads_tokens() {
     let pools: Vec<ThreadPool> = [1, 2, 3].into_iter().map(ThreadPool::new).collect();
     for k in kernel_sets() {
         for ty in WEIGHT_TYPES {
+            // 13 legacy blocks = three groups of four plus a tail block.
             let cols = match ty.block_size() {
-                256 => 512,
-                32 => 96,
-                _ => 67,
+                256 => 1024,
+                32 => 416,
+                _ => 267,
             };
             for pool in &pools {
-                for (rows, n_tok) in [(1, 1), (7, 1), (67, 1), (33, 2), (19, 4), (37, 5), (9, 11)] {
+                // Small shapes run on the calling thread, (301, 1) and (97, 5) fan out.
+                for (rows, n_tok) in [(1, 1), (7, 1), (301, 1), (33, 2), (19, 4), (97, 5), (9, 11)]
+                {
                     check(&k, pool, ty, rows, cols, n_tok);
                 }
             }
