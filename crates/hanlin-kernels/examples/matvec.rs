@@ -29,8 +29,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             s as u8
         })
         .collect();
-    // Keep f16 fields finite: clear the top exponent bit of every byte that could hold one.
-    w.iter_mut().for_each(|b| *b &= 0xBF);
+    // Keep every float field finite and normal (denormals trigger slow microcode paths that
+    // real weights never hit): fix the exponent byte of plain floats, and clear the top
+    // exponent bit of every byte that could hold a block's f16 scale.
+    match ty {
+        GgmlType::F32 => w.chunks_exact_mut(4).for_each(|c| c[3] = 0x3f),
+        GgmlType::F16 => w.chunks_exact_mut(2).for_each(|c| c[1] = 0x3c),
+        GgmlType::BF16 => w.chunks_exact_mut(2).for_each(|c| c[1] = 0x3f),
+        _ => w.iter_mut().for_each(|b| *b &= 0xBF),
+    }
     let src: Vec<f32> = (0..cols * n_tok)
         .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
         .collect();

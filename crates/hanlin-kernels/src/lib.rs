@@ -3,13 +3,18 @@
 //! - [`Kernels`]: dot products of a weight row in a ggml format with an activation row in the
 //!   matching [`activation_type`], activation quantizers, and [`Kernels::matvec`] /
 //!   [`Kernels::matmul`] over a [`WeightMatrix`]. One table per [`Isa`], picked once at run
-//!   time by [`detect`] (override with `HANLIN_ISA=generic|avx2`); [`Kernels::detected`] is the
-//!   process-wide choice.
+//!   time by [`detect`] (cap it with `HANLIN_ISA=generic|avx2`); [`Kernels::detected`] is the
+//!   process-wide choice. AVX2 needs AVX2 + FMA + F16C; everything else runs the portable
+//!   scalar kernels.
 //! - [`ThreadPool`]: persistent workers, spin-then-park, no allocation per job.
 //!
 //! Every kernel is tested against the scalar oracle in `hanlin-quant`. Quantized dots are exact
 //! in their integer parts; only float summation order differs from the oracle, so results agree
-//! to a relative 1e-5 of `sum |w_i * a_i|`. Activation quantizers are byte-identical.
+//! to a relative 1e-5 of `sum |w_i * a_i|`. Activation quantizers are byte-identical to
+//! hanlin-quant's `quantize_activation` (Q8_0/Q8_1 in ggml's x86 flavour) on every ISA.
+//!
+//! Results are batch- and thread-invariant: each output of a mat-mul is bit-identical to the
+//! single dot product of its row and token, whatever the thread count or batch size.
 //!
 //! Activations must come from the quantizers here (or hanlin-quant's): like ggml, the AVX2
 //! kernels assume quantized activations never hold -128.
