@@ -25,7 +25,10 @@ fn tokenize(model: &PathBuf, extra: &[&str], text: &str) -> (bool, String) {
         .arg(text)
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -37,11 +40,21 @@ fn matches_vocab_vectors_without_specials() {
         let out = std::fs::read_to_string(dir.join(format!("ggml-vocab-{name}.gguf.out"))).unwrap();
         let texts: Vec<&str> = inp.split("\n__ggml_vocab_test__\n").collect();
         // A few non-empty cases per vocabulary keep the test quick; the library test runs all.
-        for (text, expected) in texts.iter().zip(out.lines()).filter(|(t, _)| !t.is_empty()).take(6) {
+        for (text, expected) in texts
+            .iter()
+            .zip(out.lines())
+            .filter(|(t, _)| !t.is_empty())
+            .take(6)
+        {
             let (ok, stdout) = tokenize(&model, &["--no-special"], text);
             assert!(ok, "{name}: {text:?}");
             let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-            let got: Vec<String> = v["tokens"].as_array().unwrap().iter().map(|x| x.to_string()).collect();
+            let got: Vec<String> = v["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.to_string())
+                .collect();
             let want: Vec<&str> = expected.split_whitespace().collect();
             assert_eq!(got, want, "{name}: {text:?}");
         }
@@ -57,7 +70,10 @@ fn adds_bos_by_default_and_parses_special_on_request() {
     let plain: serde_json::Value = serde_json::from_str(&plain).unwrap();
     let none: serde_json::Value = serde_json::from_str(&none).unwrap();
     assert_eq!(plain["tokens"][0], 1, "llama-spm adds BOS = 1");
-    assert_eq!(plain["tokens"].as_array().unwrap().len(), none["tokens"].as_array().unwrap().len() + 1);
+    assert_eq!(
+        plain["tokens"].as_array().unwrap().len(),
+        none["tokens"].as_array().unwrap().len() + 1
+    );
     let (_, parsed) = tokenize(&model, &["--no-special", "--parse-special"], "</s>");
     let parsed: serde_json::Value = serde_json::from_str(&parsed).unwrap();
     assert_eq!(parsed["tokens"], serde_json::json!([2]));
@@ -67,10 +83,16 @@ fn adds_bos_by_default_and_parses_special_on_request() {
 fn missing_model_is_a_clear_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_hanlin"))
         .args(["tokenize", "--model", "/nonexistent/model.gguf", "hi"])
-        .env("HANLIN_HOME", std::env::temp_dir().join("hanlin-tokenize-test-home"))
+        .env(
+            "HANLIN_HOME",
+            std::env::temp_dir().join("hanlin-tokenize-test-home"),
+        )
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("model.gguf") || err.contains("nonexistent"), "{err}");
+    assert!(
+        err.contains("model.gguf") || err.contains("nonexistent"),
+        "{err}"
+    );
 }

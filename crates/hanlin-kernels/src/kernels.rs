@@ -77,6 +77,7 @@ impl Kernels {
         if !isa.is_available() {
             return Err(KernelError::IsaUnavailable(isa.name()));
         }
+        // Patched in place by the ISA-specific installers, which exist only on some targets.
         #[allow(unused_mut)]
         let mut table = crate::arch::generic::table();
         match isa {

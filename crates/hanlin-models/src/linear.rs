@@ -6,6 +6,8 @@
 
 use hanlin_gguf::GgmlType;
 
+use hanlin_kernels::{KernelError, Kernels, ThreadPool, WeightMatrix};
+
 use crate::error::{ModelError, Result};
 use crate::weights::Weight;
 
@@ -15,7 +17,7 @@ pub struct ActBuf {
     bytes: Vec<u8>,
 }
 
-/// `out[t][r] = dot(w.row(r), x[t])` for `n` activation rows of `w.cols` elements.
+/// `out[t][r] = dot(w.row(r), x[t])` for `n` activation rows of `w.cols` elements, on `pool`.
 pub fn matmul(
     file: &[u8],
     w: &Weight,
@@ -23,29 +25,26 @@ pub fn matmul(
     n: usize,
     out: &mut [f32],
     buf: &mut ActBuf,
+    pool: &ThreadPool,
 ) -> Result<()> {
-    let kerr = |e: hanlin_quant::QuantError| ModelError::Kernel(format!("{}: {e}", w.name));
-
-    let act_ty = hanlin_quant::vec_dot_type(w.ty);
-    let act_row = hanlin_quant::row_size(act_ty, w.cols).map_err(kerr)?;
+    let kerr = |e: KernelError| ModelError::Kernel(format!("{}: {e}", w.name));
+    let k = Kernels::detected();
+    let unsupported = || ModelError::UnsupportedType {
+        name: w.name.clone(),
+        ty: w.ty,
+        op: "matmul",
+    };
+    let act_ty = hanlin_kernels::activation_type(w.ty).ok_or_else(unsupported)?;
+    let act_row = hanlin_kernels::row_bytes(act_ty, w.cols).ok_or_else(unsupported)?;
     if buf.bytes.len() < act_row * n {
         buf.bytes.resize(act_row * n, 0);
     }
-    for t in 0..n {
-        let (src, dst) = (
-            &x[t * w.cols..(t + 1) * w.cols],
-            &mut buf.bytes[t * act_row..(t + 1) * act_row],
-        );
-        hanlin_quant::try_quantize_activation(act_ty, src, dst).map_err(kerr)?;
-    }
-    for t in 0..n {
-        let a = &buf.bytes[t * act_row..(t + 1) * act_row];
-        let o = &mut out[t * w.rows..(t + 1) * w.rows];
-        for (r, slot) in o.iter_mut().enumerate() {
-            *slot = hanlin_quant::vec_dot(w.ty, w.cols, w.row(file, r), a).map_err(kerr)?;
-        }
-    }
-    Ok(())
+    let act = &mut buf.bytes[..act_row * n];
+    k.quantize_row(act_ty, &x[..n * w.cols], act)
+        .map_err(kerr)?;
+    let wm = WeightMatrix::new(w.ty, w.bytes(file), w.rows, w.cols).map_err(kerr)?;
+    k.matmul(pool, &wm, act, n, &mut out[..n * w.rows])
+        .map_err(kerr)
 }
 
 /// Dequantizes row `r` of `w` (embedding lookup).

@@ -8,6 +8,8 @@ use hanlin_gguf::GgufFile;
 use crate::arch::Slot;
 use crate::config::{Activation, Arch, ModelConfig};
 use crate::error::{ModelError, Result};
+use hanlin_kernels::ThreadPool;
+
 use crate::kv::KvCache;
 use crate::linear::{self, ActBuf};
 use crate::ops;
@@ -37,7 +39,7 @@ pub struct Model {
     output_norm: Vec<f32>,
     /// Queries scaled before the f16 K dot (Gemma) rather than scores after (everyone else).
     prescale_q: bool,
-    threads: std::sync::atomic::AtomicUsize,
+    pool: ThreadPool,
 }
 
 impl std::fmt::Debug for Model {
@@ -141,19 +143,20 @@ impl Model {
             vecs,
             output_norm,
             prescale_q,
-            threads: std::sync::atomic::AtomicUsize::new(threads),
+            pool: ThreadPool::new(threads),
         })
     }
 
     /// Sets how many threads matrix products use.
-    pub fn set_threads(&self, n: usize) {
-        self.threads
-            .store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+    pub fn set_threads(&mut self, n: usize) {
+        if n.max(1) != self.pool.threads() {
+            self.pool = ThreadPool::new(n.max(1));
+        }
     }
 
     /// Threads used for matrix products.
     pub fn threads(&self) -> usize {
-        self.threads.load(std::sync::atomic::Ordering::Relaxed)
+        self.pool.threads()
     }
 
     /// The underlying GGUF file (for the tokenizer and metadata).
@@ -249,6 +252,7 @@ impl Model {
             1,
             out,
             &mut s.act,
+            &self.pool,
         )?;
         if let Some(cap) = c.final_softcap {
             for v in out.iter_mut() {
@@ -297,6 +301,7 @@ impl Model {
                 n,
                 &mut s.q[..n * q_dim],
                 &mut s.act,
+                &self.pool,
             )?;
             linear::matmul(
                 bytes,
@@ -305,6 +310,7 @@ impl Model {
                 n,
                 &mut s.k[..n * k_dim],
                 &mut s.act,
+                &self.pool,
             )?;
             linear::matmul(
                 bytes,
@@ -313,6 +319,7 @@ impl Model {
                 n,
                 &mut s.v[..n * v_dim],
                 &mut s.act,
+                &self.pool,
             )?;
             add_bias(&mut s.q[..n * q_dim], lv.bq.as_deref());
             add_bias(&mut s.k[..n * k_dim], lv.bk.as_deref());
@@ -401,6 +408,7 @@ impl Model {
                 n,
                 &mut s.proj[..n * d],
                 &mut s.act,
+                &self.pool,
             )?;
             for t in 0..n {
                 let pr = &mut s.proj[t * d..(t + 1) * d];
@@ -426,6 +434,7 @@ impl Model {
                 n,
                 &mut s.gate[..n * f],
                 &mut s.act,
+                &self.pool,
             )?;
             linear::matmul(
                 bytes,
@@ -434,6 +443,7 @@ impl Model {
                 n,
                 &mut s.up[..n * f],
                 &mut s.act,
+                &self.pool,
             )?;
             {
                 let (gate, up) = (&mut s.gate[..n * f], &s.up[..n * f]);
@@ -449,6 +459,7 @@ impl Model {
                 n,
                 &mut s.proj[..n * d],
                 &mut s.act,
+                &self.pool,
             )?;
             for t in 0..n {
                 let pr = &mut s.proj[t * d..(t + 1) * d];

@@ -19,7 +19,8 @@ impl LoadedModel {
     /// Resolves (pulling on first use), maps and checks the model.
     pub fn load(arg: &str, threads: Option<usize>) -> anyhow::Result<Self> {
         let path = resolve_model(arg)?;
-        let model = Model::load(&path).with_context(|| format!("loading {}", path.display()))?;
+        let mut model =
+            Model::load(&path).with_context(|| format!("loading {}", path.display()))?;
         if let Some(n) = threads {
             model.set_threads(n);
         }
