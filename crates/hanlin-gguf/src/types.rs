@@ -147,7 +147,7 @@ impl GgmlType {
     /// Bytes needed for `n_elements` elements, `None` if not a whole number of blocks or on overflow.
     pub fn bytes_for(self, n_elements: u64) -> Option<u64> {
         let bs = self.block_size() as u64;
-        if n_elements % bs != 0 {
+        if !n_elements.is_multiple_of(bs) {
             return None;
         }
         (n_elements / bs).checked_mul(self.type_size() as u64)

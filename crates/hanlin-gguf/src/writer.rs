@@ -96,7 +96,7 @@ impl GgufWriter {
         let Some(n) = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)) else {
             return invalid(format!("element count of {dims:?} overflows"));
         };
-        if dims[0] % ggml_type.block_size() as u64 != 0 {
+        if !dims[0].is_multiple_of(ggml_type.block_size() as u64) {
             return invalid(format!(
                 "row length {} is not a multiple of the {ggml_type} block size {}",
                 dims[0],

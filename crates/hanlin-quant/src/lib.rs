@@ -61,7 +61,7 @@ pub const K_SCALE_SIZE: usize = 12;
 /// number of blocks.
 pub fn row_size(ty: GgmlType, n: usize) -> Result<usize, QuantError> {
     let block = ty.block_size();
-    if n % block != 0 {
+    if !n.is_multiple_of(block) {
         return Err(QuantError::NotBlockMultiple { ty, n, block });
     }
     (n / block)

@@ -617,7 +617,7 @@ fn quantize_q8_k_block(x: &[f32]) -> BlockQ8_K {
 /// `src.len() / 256 * 292` bytes (a caller bug, not bad data).
 pub fn quantize_row_q8_k(src: &[f32], dst: &mut [u8]) {
     assert!(
-        src.len() % QK_K == 0,
+        src.len().is_multiple_of(QK_K),
         "Q8_K: {} floats is not a multiple of {QK_K}",
         src.len()
     );

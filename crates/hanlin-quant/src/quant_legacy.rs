@@ -214,7 +214,7 @@ pub(crate) fn quantize_blocks<B: Block>(src: &[f32], dst: &mut [u8], f: fn(&[f32
 /// Panics unless `src` is whole blocks of `B` and `dst` exactly their size.
 fn assert_lengths<B: Block>(src: &[f32], dst: &[u8]) {
     assert!(
-        src.len() % B::QK == 0,
+        src.len().is_multiple_of(B::QK),
         "{}: {} floats is not whole blocks",
         B::TYPE,
         src.len()
