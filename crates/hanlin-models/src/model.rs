@@ -37,6 +37,7 @@ pub struct Model {
     weights: Weights,
     vecs: Vec<LayerVecs>,
     output_norm: Vec<f32>,
+    rope_freqs: Option<Vec<f32>>,
     /// Queries scaled before the f16 K dot (Gemma) rather than scores after (everyone else).
     prescale_q: bool,
     pool: ThreadPool,
@@ -132,6 +133,13 @@ impl Model {
             });
         }
         let output_norm = linear::to_f32(bytes, &weights.output_norm)?;
+        let rope_freqs = vec_of(weights.rope_freqs.as_ref())?;
+        if let crate::config::RopeScaling::Yarn { .. } = config.rope_scaling {
+            return Err(ModelError::BadHyperparameter {
+                key: format!("{}.rope.scaling.type", config.arch.name()),
+                why: "YaRN RoPE scaling is not supported yet".into(),
+            });
+        }
         let prescale_q = config.arch == Arch::Gemma3;
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -142,6 +150,7 @@ impl Model {
             weights,
             vecs,
             output_norm,
+            rope_freqs,
             prescale_q,
             pool: ThreadPool::new(threads),
         })
@@ -332,7 +341,14 @@ impl Model {
                 _ => 1.0,
             };
             for t in 0..n {
-                ops::rope_cache(pos0 + t, c.n_rot, base, freq_scale, &mut s.rope);
+                ops::rope_cache(
+                    pos0 + t,
+                    c.n_rot,
+                    base,
+                    freq_scale,
+                    self.rope_freqs.as_deref(),
+                    &mut s.rope,
+                );
                 for h in 0..c.n_head {
                     let head = &mut s.q[t * q_dim + h * hk..t * q_dim + (h + 1) * hk];
                     if let Some(w) = &lv.q_norm {

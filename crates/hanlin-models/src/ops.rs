@@ -30,11 +30,21 @@ pub fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
 }
 
 /// Precomputed cos/sin for one position and one RoPE base, `n_rot/2` pairs.
-pub fn rope_cache(pos: usize, n_rot: usize, base: f32, freq_scale: f32, cache: &mut [f32]) {
+///
+/// `freq_factors` (Llama 3.x `rope_freqs.weight`, one per pair) divide each pair's angle.
+pub fn rope_cache(
+    pos: usize,
+    n_rot: usize,
+    base: f32,
+    freq_scale: f32,
+    freq_factors: Option<&[f32]>,
+    cache: &mut [f32],
+) {
     let theta_scale = base.powf(-2.0 / n_rot as f32);
     let mut theta = pos as f32;
     for i in 0..n_rot / 2 {
-        let t = freq_scale * theta;
+        let ff = freq_factors.and_then(|f| f.get(i)).copied().unwrap_or(1.0);
+        let t = freq_scale * (theta / ff);
         cache[2 * i] = t.cos();
         cache[2 * i + 1] = t.sin();
         theta *= theta_scale;
@@ -164,7 +174,7 @@ mod tests {
     #[test]
     fn rope_rotation_preserves_norm() {
         let mut cache = vec![0.0; 8];
-        rope_cache(7, 8, 10000.0, 1.0, &mut cache);
+        rope_cache(7, 8, 10000.0, 1.0, None, &mut cache);
         for layout in [RopeLayout::Normal, RopeLayout::Neox] {
             let mut h: Vec<f32> = (0..8).map(|i| i as f32 * 0.3 - 1.0).collect();
             let n0: f32 = h.iter().map(|v| v * v).sum();

@@ -66,8 +66,9 @@ pub struct ReferenceModel {
     out_norm: Vec<f32>, // [n_embd]
     output: Mat,        // [n_vocab, n_embd]
     layers: Vec<RefLayer>,
-    k_cache: Vec<Vec<f32>>, // [layer][pos*kv_dim_k]
-    v_cache: Vec<Vec<f32>>, // [layer][pos*kv_dim_v]
+    rope_freqs: Option<Vec<f32>>, // [n_rot/2]
+    k_cache: Vec<Vec<f32>>,       // [layer][pos*kv_dim_k]
+    v_cache: Vec<Vec<f32>>,       // [layer][pos*kv_dim_v]
     pos: usize,
 }
 
@@ -103,6 +104,7 @@ impl ReferenceModel {
             embd: Mat::load(b, &w.token_embd)?,
             out_norm: to_f32(b, &w.output_norm)?,
             output: Mat::load(b, &w.output)?,
+            rope_freqs: opt(w.rope_freqs.as_ref())?,
             k_cache: vec![Vec::new(); config.n_layer],
             v_cache: vec![Vec::new(); config.n_layer],
             layers,
@@ -142,7 +144,14 @@ impl ReferenceModel {
                 1.0
             };
             let mut cache = vec![0.0; c.n_rot];
-            ops::rope_cache(pos, c.n_rot, base, fs, &mut cache);
+            ops::rope_cache(
+                pos,
+                c.n_rot,
+                base,
+                fs,
+                self.rope_freqs.as_deref(),
+                &mut cache,
+            );
             for h in q.chunks_mut(hk) {
                 if let Some(w) = &l.q_norm {
                     ops::rms_norm_inplace(h, w, c.norm_eps);

@@ -82,6 +82,8 @@ pub struct Weights {
     pub output: Weight,
     /// Per-layer weights.
     pub layers: Vec<LayerWeights>,
+    /// Llama 3.x RoPE frequency factors `[n_rot/2]`, when the file has them.
+    pub rope_freqs: Option<Weight>,
 }
 
 fn expect_shape(w: &Weight, rows: usize, cols: usize) -> Result<()> {
@@ -169,11 +171,21 @@ impl Weights {
             }
             layers.push(lw);
         }
+        let rope_freqs = match f.tensor("rope_freqs.weight") {
+            Some(t) => {
+                let w = Weight::from_info(t);
+                expect_shape(&w, 1, cfg.n_rot / 2)?;
+                check_norm_type(&w)?;
+                Some(w)
+            }
+            None => None,
+        };
         Ok(Weights {
             token_embd,
             output_norm,
             output,
             layers,
+            rope_freqs,
         })
     }
 }
