@@ -244,6 +244,10 @@ impl Model {
         Ok(&s.logits[..n_out * c.n_vocab])
     }
 
+    fn mm(&self, w: &Weight, x: &[f32], n: usize, out: &mut [f32], act: &mut ActBuf) -> Result<()> {
+        linear::matmul(self.file.as_bytes(), w, x, n, out, act, &self.pool)
+    }
+
     fn lm_head(&self, s: &mut Scratch, t: usize, dst: usize) -> Result<()> {
         let c = &self.config;
         let n = c.n_embd;
@@ -254,15 +258,7 @@ impl Model {
             &mut s.xn[..n],
         );
         let out = &mut s.logits[dst * c.n_vocab..(dst + 1) * c.n_vocab];
-        linear::matmul(
-            self.file.as_bytes(),
-            &self.weights.output,
-            &s.xn[..n],
-            1,
-            out,
-            &mut s.act,
-            &self.pool,
-        )?;
+        self.mm(&self.weights.output, &s.xn[..n], 1, out, &mut s.act)?;
         if let Some(cap) = c.final_softcap {
             for v in out.iter_mut() {
                 *v = (*v / cap).tanh() * cap;
@@ -303,33 +299,9 @@ impl Model {
                 );
             }
             let xn = &s.xn[..n * d];
-            linear::matmul(
-                bytes,
-                lw.req(Slot::Wq),
-                xn,
-                n,
-                &mut s.q[..n * q_dim],
-                &mut s.act,
-                &self.pool,
-            )?;
-            linear::matmul(
-                bytes,
-                lw.req(Slot::Wk),
-                xn,
-                n,
-                &mut s.k[..n * k_dim],
-                &mut s.act,
-                &self.pool,
-            )?;
-            linear::matmul(
-                bytes,
-                lw.req(Slot::Wv),
-                xn,
-                n,
-                &mut s.v[..n * v_dim],
-                &mut s.act,
-                &self.pool,
-            )?;
+            self.mm(lw.req(Slot::Wq), xn, n, &mut s.q[..n * q_dim], &mut s.act)?;
+            self.mm(lw.req(Slot::Wk), xn, n, &mut s.k[..n * k_dim], &mut s.act)?;
+            self.mm(lw.req(Slot::Wv), xn, n, &mut s.v[..n * v_dim], &mut s.act)?;
             add_bias(&mut s.q[..n * q_dim], lv.bq.as_deref());
             add_bias(&mut s.k[..n * k_dim], lv.bk.as_deref());
             add_bias(&mut s.v[..n * v_dim], lv.bv.as_deref());
@@ -417,14 +389,12 @@ impl Model {
                 }
             }
             let o_dim = c.n_head * hv;
-            linear::matmul(
-                bytes,
+            self.mm(
                 lw.req(Slot::Wo),
                 &s.attn[..n * o_dim],
                 n,
                 &mut s.proj[..n * d],
                 &mut s.act,
-                &self.pool,
             )?;
             for t in 0..n {
                 let pr = &mut s.proj[t * d..(t + 1) * d];
@@ -443,24 +413,14 @@ impl Model {
             }
             let f = c.n_ff;
             let xn = &s.xn[..n * d];
-            linear::matmul(
-                bytes,
+            self.mm(
                 lw.req(Slot::FfnGate),
                 xn,
                 n,
                 &mut s.gate[..n * f],
                 &mut s.act,
-                &self.pool,
             )?;
-            linear::matmul(
-                bytes,
-                lw.req(Slot::FfnUp),
-                xn,
-                n,
-                &mut s.up[..n * f],
-                &mut s.act,
-                &self.pool,
-            )?;
+            self.mm(lw.req(Slot::FfnUp), xn, n, &mut s.up[..n * f], &mut s.act)?;
             {
                 let (gate, up) = (&mut s.gate[..n * f], &s.up[..n * f]);
                 match c.activation {
@@ -468,14 +428,12 @@ impl Model {
                     Activation::Gelu => ops::geglu_inplace(gate, up),
                 }
             }
-            linear::matmul(
-                bytes,
+            self.mm(
                 lw.req(Slot::FfnDown),
                 &s.gate[..n * f],
                 n,
                 &mut s.proj[..n * d],
                 &mut s.act,
-                &self.pool,
             )?;
             for t in 0..n {
                 let pr = &mut s.proj[t * d..(t + 1) * d];
