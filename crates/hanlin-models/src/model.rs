@@ -228,10 +228,10 @@ impl Model {
         let mut done = 0;
         for chunk in tokens.chunks(s.cap) {
             self.forward_chunk(chunk, pos0 + done, kv, s)?;
-            let rows: Vec<usize> = match want {
-                Logits::All => (0..chunk.len()).collect(),
-                Logits::Last if done + chunk.len() == tokens.len() => vec![chunk.len() - 1],
-                Logits::Last => vec![],
+            let rows = match want {
+                Logits::All => 0..chunk.len(),
+                Logits::Last if done + chunk.len() == tokens.len() => chunk.len() - 1..chunk.len(),
+                Logits::Last => 0..0,
             };
             for t in rows {
                 let dst = if want == Logits::All { done + t } else { 0 };
