@@ -64,9 +64,5 @@ pub fn to_f32(file: &[u8], w: &Weight) -> Result<Vec<f32>> {
 
 /// Whether the kernels can multiply this type.
 pub fn supported(ty: GgmlType) -> bool {
-    use GgmlType::*;
-    matches!(
-        ty,
-        F32 | F16 | BF16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q2_K | Q3_K | Q4_K | Q5_K | Q6_K
-    )
+    Kernels::detected().supports(ty)
 }

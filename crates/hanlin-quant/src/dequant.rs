@@ -20,23 +20,7 @@ use crate::row_size;
 /// type has no dequantizer here.
 pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
     use GgmlType as T;
-    if !matches!(
-        ty,
-        T::F32
-            | T::F16
-            | T::BF16
-            | T::Q4_0
-            | T::Q4_1
-            | T::Q5_0
-            | T::Q5_1
-            | T::Q8_0
-            | T::Q2_K
-            | T::Q3_K
-            | T::Q4_K
-            | T::Q5_K
-            | T::Q6_K
-            | T::Q8_K
-    ) {
+    if !(crate::WEIGHT_TYPES.contains(&ty) || ty == T::Q8_K) {
         return Err(QuantError::Unsupported {
             ty,
             op: "dequantize",

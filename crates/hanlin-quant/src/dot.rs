@@ -49,22 +49,7 @@ pub fn vec_dot_type(ty: GgmlType) -> GgmlType {
 /// Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K. Errors name the type on length mismatches.
 pub fn vec_dot(ty: GgmlType, n: usize, w: &[u8], act: &[u8]) -> Result<f32, QuantError> {
     use GgmlType as T;
-    let supported = matches!(
-        ty,
-        T::F32
-            | T::F16
-            | T::BF16
-            | T::Q4_0
-            | T::Q4_1
-            | T::Q5_0
-            | T::Q5_1
-            | T::Q8_0
-            | T::Q2_K
-            | T::Q3_K
-            | T::Q4_K
-            | T::Q5_K
-            | T::Q6_K
-    );
+    let supported = crate::WEIGHT_TYPES.contains(&ty);
     if !supported {
         return Err(QuantError::Unsupported { ty, op: "vec_dot" });
     }

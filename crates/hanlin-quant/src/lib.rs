@@ -40,6 +40,23 @@ pub use quant_legacy::{
 };
 pub use quantize::{quantize_activation, quantize_row, try_quantize_activation};
 
+/// Weight types with a reference dequantizer, quantizer and dot product here.
+pub const WEIGHT_TYPES: &[GgmlType] = &[
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+];
+
 /// Elements per Q4_0 block.
 pub const QK4_0: usize = 32;
 /// Elements per Q4_1 block.

@@ -22,24 +22,7 @@ use crate::row_size;
 /// Q8_K; anything else is [`QuantError::Unsupported`].
 pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
     use GgmlType as T;
-    let supported = matches!(
-        ty,
-        T::F32
-            | T::F16
-            | T::BF16
-            | T::Q4_0
-            | T::Q4_1
-            | T::Q5_0
-            | T::Q5_1
-            | T::Q8_0
-            | T::Q8_1
-            | T::Q2_K
-            | T::Q3_K
-            | T::Q4_K
-            | T::Q5_K
-            | T::Q6_K
-            | T::Q8_K
-    );
+    let supported = crate::WEIGHT_TYPES.contains(&ty) || ty == T::Q8_1 || ty == T::Q8_K;
     if !supported {
         return Err(QuantError::Unsupported { ty, op: "quantize" });
     }
