@@ -9,7 +9,7 @@ use hanlin_tokenizer::Tokenizer;
 
 use crate::error::{EngineError, Result};
 use crate::sampler::{Sampler, SamplingParams};
-use crate::stop::{StopMatcher, StopOutcome};
+use crate::stop::StopMatcher;
 
 /// Tokens per forward call while processing a prompt.
 const PREFILL_CHUNK: usize = 256;
@@ -204,7 +204,7 @@ impl<'m> Session<'m> {
         let mut decoder = self.tokenizer.stream_decoder(false);
         let mut out = Output {
             tokens: Vec::with_capacity(params.max_tokens.min(4096)),
-            text: String::new(),
+            text: String::with_capacity(params.max_tokens.min(4096) * 4),
             finish: FinishReason::Length,
             timings: Timings {
                 prompt_tokens: prompt.len() - cached,
@@ -213,6 +213,8 @@ impl<'m> Session<'m> {
                 ..Default::default()
             },
         };
+        // Reused every token so the loop does not allocate.
+        let (mut piece, mut shown) = (String::with_capacity(64), String::with_capacity(64));
         let mut emit = |text: &str, out: &mut Output| -> ControlFlow<()> {
             out.text.push_str(text);
             if text.is_empty() {
@@ -234,20 +236,18 @@ impl<'m> Session<'m> {
                 out.finish = FinishReason::Stop;
                 break;
             }
-            let piece = decoder.push(next);
-            match stop.push(&piece) {
-                StopOutcome::Continue(t) => {
-                    if emit(&t, &mut out).is_break() {
-                        out.finish = FinishReason::Cancelled;
-                        break;
-                    }
-                }
-                StopOutcome::Stop(t) => {
-                    let _ = emit(&t, &mut out);
-                    stopped_by_string = true;
-                    out.finish = FinishReason::Stop;
-                    break;
-                }
+            piece.clear();
+            shown.clear();
+            decoder.push_into(next, &mut piece);
+            if stop.push(&piece, &mut shown) {
+                let _ = emit(&shown, &mut out);
+                stopped_by_string = true;
+                out.finish = FinishReason::Stop;
+                break;
+            }
+            if emit(&shown, &mut out).is_break() {
+                out.finish = FinishReason::Cancelled;
+                break;
             }
             if out.tokens.len() >= params.max_tokens {
                 out.finish = FinishReason::Length;
@@ -265,10 +265,10 @@ impl<'m> Session<'m> {
         }
         if !stopped_by_string {
             let rest = decoder.finish();
-            let mut tail = match stop.push(&rest) {
-                StopOutcome::Continue(t) | StopOutcome::Stop(t) => t,
-            };
-            tail.push_str(&stop.finish());
+            let mut tail = String::new();
+            if !stop.push(&rest, &mut tail) {
+                stop.finish(&mut tail);
+            }
             let _ = emit(&tail, &mut out);
         }
         out.timings.gen_tokens = out.tokens.len();

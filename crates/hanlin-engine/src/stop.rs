@@ -8,39 +8,28 @@ pub struct StopMatcher {
     pending: String,
 }
 
-/// What to do with newly decoded text.
-#[derive(Debug, PartialEq, Eq)]
-pub enum StopOutcome {
-    /// Emit this text and continue.
-    Continue(String),
-    /// Emit this text (everything before the stop string) and finish.
-    Stop(String),
-}
-
 impl StopMatcher {
     /// A matcher for `stops` (empty strings are ignored).
     pub fn new(stops: &[String]) -> Self {
         StopMatcher {
             stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(),
-            pending: String::new(),
+            pending: String::with_capacity(64),
         }
     }
 
-    /// Feeds decoded text; returns what may be shown now.
-    pub fn push(&mut self, text: &str) -> StopOutcome {
+    /// Feeds decoded text and appends what may be shown now to `out`; returns `true` when a
+    /// stop string was found (then `out` got everything before it and nothing after).
+    pub fn push(&mut self, text: &str, out: &mut String) -> bool {
         self.pending.push_str(text);
-        if self.stops.is_empty() {
-            return StopOutcome::Continue(std::mem::take(&mut self.pending));
-        }
         if let Some(at) = self
             .stops
             .iter()
             .filter_map(|s| self.pending.find(s.as_str()))
             .min()
         {
-            let out = self.pending[..at].to_string();
+            out.push_str(&self.pending[..at]);
             self.pending.clear();
-            return StopOutcome::Stop(out);
+            return true;
         }
         // Hold back the longest suffix that is a proper prefix of some stop string.
         let mut hold = 0;
@@ -52,14 +41,15 @@ impl StopMatcher {
             }
         }
         let cut = self.pending.len() - hold;
-        let out = self.pending[..cut].to_string();
+        out.push_str(&self.pending[..cut]);
         self.pending.drain(..cut);
-        StopOutcome::Continue(out)
+        false
     }
 
-    /// Text still held back when generation ends for another reason.
-    pub fn finish(&mut self) -> String {
-        std::mem::take(&mut self.pending)
+    /// Appends the text still held back when generation ends for another reason.
+    pub fn finish(&mut self, out: &mut String) {
+        out.push_str(&self.pending);
+        self.pending.clear();
     }
 }
 
@@ -67,31 +57,40 @@ impl StopMatcher {
 mod tests {
     use super::*;
 
+    /// Feeds `text`, returning (shown now, stopped).
+    fn feed(m: &mut StopMatcher, text: &str) -> (String, bool) {
+        let mut out = String::new();
+        let stopped = m.push(text, &mut out);
+        (out, stopped)
+    }
+
     #[test]
     fn holds_back_partial_and_stops_on_full() {
         let mut m = StopMatcher::new(&["\n\nUser:".to_string()]);
-        assert_eq!(m.push("Hello"), StopOutcome::Continue("Hello".into()));
-        assert_eq!(m.push(" world\n"), StopOutcome::Continue(" world".into()));
-        assert_eq!(m.push("\nUs"), StopOutcome::Continue("".into()));
-        assert_eq!(m.push("er: hi"), StopOutcome::Stop("".into()));
+        assert_eq!(feed(&mut m, "Hello"), ("Hello".into(), false));
+        assert_eq!(feed(&mut m, " world\n"), (" world".into(), false));
+        assert_eq!(feed(&mut m, "\nUs"), ("".into(), false));
+        assert_eq!(feed(&mut m, "er: hi"), ("".into(), true));
     }
 
     #[test]
     fn false_alarm_is_released() {
         let mut m = StopMatcher::new(&["END".to_string()]);
-        assert_eq!(m.push("the EN"), StopOutcome::Continue("the ".into()));
-        assert_eq!(m.push("D"), StopOutcome::Stop("".into()));
+        assert_eq!(feed(&mut m, "the EN"), ("the ".into(), false));
+        assert_eq!(feed(&mut m, "D"), ("".into(), true));
         let mut m = StopMatcher::new(&["END".to_string()]);
-        assert_eq!(m.push("EN"), StopOutcome::Continue("".into()));
-        assert_eq!(m.push("Ough"), StopOutcome::Continue("ENOugh".into()));
-        assert_eq!(m.push("E"), StopOutcome::Continue("".into()));
-        assert_eq!(m.finish(), "E");
+        assert_eq!(feed(&mut m, "EN"), ("".into(), false));
+        assert_eq!(feed(&mut m, "Ough"), ("ENOugh".into(), false));
+        assert_eq!(feed(&mut m, "E"), ("".into(), false));
+        let mut rest = String::new();
+        m.finish(&mut rest);
+        assert_eq!(rest, "E");
     }
 
     #[test]
     fn multibyte_stop_strings() {
         let mut m = StopMatcher::new(&["。结束".to_string()]);
-        assert_eq!(m.push("好的。"), StopOutcome::Continue("好的".into()));
-        assert_eq!(m.push("结束了"), StopOutcome::Stop("".into()));
+        assert_eq!(feed(&mut m, "好的。"), ("好的".into(), false));
+        assert_eq!(feed(&mut m, "结束了"), ("".into(), true));
     }
 }

@@ -30,9 +30,17 @@ impl StreamDecoder {
 
     /// Adds one token; returns the text that is now complete (possibly empty).
     pub fn push(&mut self, id: u32) -> String {
-        let piece = self.tokenizer.token_to_piece(id, self.render_special);
-        self.pending.extend_from_slice(&piece);
-        self.take_complete()
+        let mut out = String::new();
+        self.push_into(id, &mut out);
+        out
+    }
+
+    /// Adds one token and appends the text that is now complete to `out` (the generation
+    /// loop's form: no allocation per token once `out` has grown).
+    pub fn push_into(&mut self, id: u32, out: &mut String) {
+        self.tokenizer
+            .append_piece(id, self.render_special, &mut self.pending);
+        self.take_complete(out);
     }
 
     /// Flushes what is held back; an unfinished character becomes U+FFFD.
@@ -47,8 +55,7 @@ impl StreamDecoder {
         self.pending.len()
     }
 
-    fn take_complete(&mut self) -> String {
-        let mut out = String::new();
+    fn take_complete(&mut self, out: &mut String) {
         let mut start = 0;
         loop {
             match std::str::from_utf8(&self.pending[start..]) {
@@ -77,6 +84,5 @@ impl StreamDecoder {
             }
         }
         self.pending.drain(..start);
-        out
     }
 }

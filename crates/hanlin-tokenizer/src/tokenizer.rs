@@ -111,6 +111,16 @@ impl Tokenizer {
         }
     }
 
+    /// Appends the bytes of [`Tokenizer::token_to_piece`] to `out` (no allocation for GGUF
+    /// vocabularies beyond `out`'s own growth).
+    pub fn append_piece(&self, id: u32, render_special: bool, out: &mut Vec<u8>) {
+        match &*self.inner {
+            Backend::Gguf(t) => out.extend_from_slice(t.token_to_piece(id, render_special)),
+            #[cfg(feature = "hf")]
+            Backend::Hf(t) => out.extend_from_slice(&t.token_to_piece(id, render_special)),
+        }
+    }
+
     /// A streaming detokenizer over this tokenizer.
     pub fn stream_decoder(&self, render_special: bool) -> StreamDecoder {
         StreamDecoder::new(self, render_special)
