@@ -1,0 +1,263 @@
+//! The boundary between the HTTP layer and whatever produces tokens: a local engine, a remote
+//! hanlin node or an upstream provider. The server only ever talks to [`InferenceBackend`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Where the prompt comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PromptInput {
+    /// Chat messages (OpenAI shape), rendered with the model's chat template.
+    Chat {
+        /// Messages as sent by the client (`role`, `content`, `tool_calls` …).
+        messages: Vec<serde_json::Value>,
+        /// Tool schemas, passed to the template.
+        tools: Option<Vec<serde_json::Value>>,
+    },
+    /// Raw text, tokenized with BOS as the model's metadata says.
+    Text(String),
+    /// Token ids, used as given.
+    Tokens(Vec<u32>),
+}
+
+/// Sampling options after validation (ranges already checked).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplingOptions {
+    /// 0 = greedy.
+    pub temperature: f32,
+    /// 1 = off.
+    pub top_p: f32,
+    /// 0 = off.
+    pub top_k: usize,
+    /// 0 = off.
+    pub min_p: f32,
+    /// 1 = off.
+    pub repetition_penalty: f32,
+    /// OpenAI presence penalty.
+    pub presence_penalty: f32,
+    /// OpenAI frequency penalty.
+    pub frequency_penalty: f32,
+    /// Added to these tokens' logits.
+    pub logit_bias: Vec<(u32, f32)>,
+    /// Seed; `None` lets the backend pick one.
+    pub seed: Option<u64>,
+}
+
+impl Default for SamplingOptions {
+    fn default() -> Self {
+        SamplingOptions {
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+            min_p: 0.0,
+            repetition_penalty: 1.0,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
+            logit_bias: Vec::new(),
+            seed: None,
+        }
+    }
+}
+
+/// One validated generation request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenerationRequest {
+    /// Model id as the client named it.
+    pub model: String,
+    /// The prompt.
+    pub input: PromptInput,
+    /// Most tokens to generate (`None`: until the context is full).
+    pub max_tokens: Option<usize>,
+    /// Sampling.
+    pub sampling: SamplingOptions,
+    /// Stop strings.
+    pub stop: Vec<String>,
+    /// Return log-probabilities with this many alternatives (`Some(0)`: chosen token only).
+    pub logprobs: Option<usize>,
+}
+
+/// Why generation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FinishReason {
+    /// End-of-generation token or stop string.
+    Stop,
+    /// Token limit or context end.
+    Length,
+}
+
+impl FinishReason {
+    /// OpenAI's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+        }
+    }
+}
+
+/// Token counts of one request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Prompt tokens (including cached ones).
+    pub prompt_tokens: usize,
+    /// Of those, served from the prefix cache.
+    pub cached_tokens: usize,
+    /// Generated tokens.
+    pub completion_tokens: usize,
+}
+
+/// A token's log-probability and the best alternatives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenLogprob {
+    /// The token's text.
+    pub token: String,
+    /// Its UTF-8 bytes.
+    pub bytes: Vec<u8>,
+    /// Natural-log probability.
+    pub logprob: f32,
+    /// Most likely alternatives (token text, bytes, logprob).
+    pub top: Vec<(String, Vec<u8>, f32)>,
+}
+
+/// What a generation stream yields, in order: `Started`, any number of `Delta`, `Finished`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GenerationEvent {
+    /// The prompt was accepted and processed.
+    Started {
+        /// Prompt tokens.
+        prompt_tokens: usize,
+        /// Of those, served from the prefix cache.
+        cached_tokens: usize,
+    },
+    /// New text (may be empty when a token completes no character yet).
+    Delta {
+        /// Text to append.
+        text: String,
+        /// Log-probabilities, when asked for.
+        logprob: Option<TokenLogprob>,
+    },
+    /// Generation ended.
+    Finished {
+        /// Why.
+        finish_reason: FinishReason,
+        /// Token counts.
+        usage: Usage,
+    },
+}
+
+/// Failures a backend reports; the server maps each to one HTTP status and error shape.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum BackendError {
+    /// No such model.
+    #[error("The model `{0}` does not exist")]
+    ModelNotFound(String),
+    /// Queue full.
+    #[error("the server is overloaded; retry after {retry_after_s} s")]
+    Overloaded {
+        /// Seconds to wait.
+        retry_after_s: u64,
+    },
+    /// The prompt (plus requested tokens) does not fit.
+    #[error("This model's maximum context length is {n_ctx} tokens, but the request needs {needed} tokens")]
+    ContextLengthExceeded {
+        /// Context size.
+        n_ctx: usize,
+        /// Tokens the request needs.
+        needed: usize,
+    },
+    /// A request field the backend cannot honour.
+    #[error("{message}")]
+    InvalidRequest {
+        /// The offending field.
+        param: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// Anything else (details go to the log, not the client).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Set when the client goes away; the backend stops generating and frees the sequence.
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A fresh, un-cancelled token.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the producer to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether cancellation was asked for.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// The consumer side of one generation; dropping it cancels the request.
+#[derive(Debug)]
+pub struct GenerationStream {
+    /// Events in order; the channel closes after `Finished` or an error.
+    pub events: tokio::sync::mpsc::Receiver<Result<GenerationEvent, BackendError>>,
+    /// Cancelled on drop.
+    pub cancel: CancelToken,
+}
+
+impl Drop for GenerationStream {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// The producer side handed to a backend's worker.
+#[derive(Debug, Clone)]
+pub struct GenerationSink {
+    /// Where events go.
+    pub events: tokio::sync::mpsc::Sender<Result<GenerationEvent, BackendError>>,
+    /// Check between tokens.
+    pub cancel: CancelToken,
+}
+
+/// A connected sink/stream pair with room for `capacity` undelivered events.
+pub fn generation_channel(capacity: usize) -> (GenerationSink, GenerationStream) {
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
+    let cancel = CancelToken::new();
+    (
+        GenerationSink {
+            events: tx,
+            cancel: cancel.clone(),
+        },
+        GenerationStream { events: rx, cancel },
+    )
+}
+
+/// A model a backend serves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelCard {
+    /// Id clients use.
+    pub id: String,
+    /// Unix seconds.
+    pub created: u64,
+    /// Owner shown to clients.
+    pub owned_by: String,
+    /// Context window of the loaded instance.
+    pub context_length: usize,
+}
+
+/// Anything that can serve generations. Implementations must not block the caller:
+/// `generate` enqueues and returns a stream at once.
+pub trait InferenceBackend: Send + Sync + 'static {
+    /// Models available now.
+    fn models(&self) -> Vec<ModelCard>;
+    /// Starts a generation.
+    fn generate(&self, req: GenerationRequest) -> Result<GenerationStream, BackendError>;
+    /// Token ids of `text` for `model` (with BOS as the model adds it).
+    fn tokenize(&self, model: &str, text: &str) -> Result<Vec<u32>, BackendError>;
+    /// Text of token ids.
+    fn detokenize(&self, model: &str, tokens: &[u32]) -> Result<String, BackendError>;
+}
