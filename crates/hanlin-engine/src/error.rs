@@ -9,6 +9,12 @@ pub enum EngineError {
     /// The tokenizer failed.
     #[error(transparent)]
     Tokenizer(#[from] hanlin_tokenizer::TokenizerError),
+    /// The model's chat template does not compile.
+    #[error("chat template: {0}")]
+    Template(String),
+    /// An engine thread could not be started.
+    #[error("cannot start the engine thread: {0}")]
+    Thread(String),
     /// Nothing to condition on.
     #[error("the prompt is empty")]
     EmptyPrompt,

@@ -1,11 +1,13 @@
 //! Sequences, KV cache, sampler chain and generation loop.
 
 mod error;
+mod local;
 pub mod rng;
 pub mod sampler;
 mod session;
 pub mod stop;
 
 pub use error::{EngineError, Result};
+pub use local::{LocalBackend, LocalOptions};
 pub use sampler::{Sampler, SamplingParams};
 pub use session::{FinishReason, GenerateParams, Output, Session, Timings};

@@ -1,6 +1,7 @@
 //! Architecture tables, per-arch forward passes and a naive reference forward.
 
 pub mod arch;
+pub mod bert;
 pub mod config;
 mod error;
 pub mod kv;
@@ -10,8 +11,9 @@ pub mod ops;
 pub mod reference;
 pub mod weights;
 
+pub use bert::BertModel;
 pub use config::{Arch, ModelConfig};
 pub use error::{ModelError, Result};
 pub use kv::KvCache;
-pub use model::{Logits, Model, Scratch};
+pub use model::{BatchRow, Logits, Model, Scratch};
 pub use reference::ReferenceModel;

@@ -60,10 +60,24 @@ pub enum Logits {
     All,
 }
 
+/// One token of a batch: which sequence, at which position, and whether to return its logits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchRow {
+    /// Token id.
+    pub token: u32,
+    /// Index of the sequence's KV cache in the `kvs` slice.
+    pub seq: usize,
+    /// Position in that sequence.
+    pub pos: usize,
+    /// Return this row's logits.
+    pub logits: bool,
+}
+
 /// Working memory for forward passes, allocated once and reused for every step.
 #[derive(Debug, Default)]
 pub struct Scratch {
     cap: usize,
+    rows: Vec<BatchRow>,
     x: Vec<f32>,
     xn: Vec<f32>,
     q: Vec<f32>,
@@ -180,6 +194,7 @@ impl Model {
         let q_dim = c.n_head * c.head_dim_k;
         Scratch {
             cap,
+            rows: Vec::with_capacity(cap),
             x: vec![0.0; cap * c.n_embd],
             xn: vec![0.0; cap * c.n_embd],
             q: vec![0.0; cap * q_dim],
@@ -213,35 +228,99 @@ impl Model {
         s: &'s mut Scratch,
         want: Logits,
     ) -> Result<&'s [f32]> {
-        let c = &self.config;
         let pos0 = kv.len();
         kv.check_fits(pos0, tokens.len())?;
-        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
-            return Err(ModelError::BadToken {
-                id,
-                n_vocab: c.n_vocab,
-            });
+        let n_vocab = self.config.n_vocab;
+        if want == Logits::All && s.logits.len() < tokens.len() * n_vocab {
+            s.logits.resize(tokens.len() * n_vocab, 0.0);
         }
-        if want == Logits::All && s.logits.len() < tokens.len() * c.n_vocab {
-            s.logits.resize(tokens.len() * c.n_vocab, 0.0);
-        }
+        let mut rows = std::mem::take(&mut s.rows);
         let mut done = 0;
+        let mut result = Ok(());
         for chunk in tokens.chunks(s.cap) {
-            self.forward_chunk(chunk, pos0 + done, kv, s)?;
-            let rows = match want {
-                Logits::All => 0..chunk.len(),
-                Logits::Last if done + chunk.len() == tokens.len() => chunk.len() - 1..chunk.len(),
-                Logits::Last => 0..0,
-            };
-            for t in rows {
-                let dst = if want == Logits::All { done + t } else { 0 };
-                self.lm_head(s, t, dst)?;
+            rows.clear();
+            rows.extend(chunk.iter().enumerate().map(|(t, &token)| BatchRow {
+                token,
+                seq: 0,
+                pos: pos0 + done + t,
+                logits: want == Logits::All || done + t + 1 == tokens.len(),
+            }));
+            if let Err(e) = self.run_rows(
+                &rows,
+                &mut [&mut *kv],
+                s,
+                if want == Logits::All { done } else { 0 },
+            ) {
+                result = Err(e);
+                break;
             }
             done += chunk.len();
-            kv.set_len(pos0 + done);
         }
+        s.rows = rows;
+        result?;
         let n_out = if want == Logits::All { tokens.len() } else { 1 };
-        Ok(&s.logits[..n_out * c.n_vocab])
+        Ok(&s.logits[..n_out * n_vocab])
+    }
+
+    /// Runs one batch of rows from any sequences (continuous batching): each row is a token at
+    /// a position of sequence `kvs[row.seq]`. Logits of the rows marked `logits` are returned
+    /// in row order. Each row's result is the same whatever else shares the batch.
+    pub fn forward_batch<'s>(
+        &self,
+        rows: &[BatchRow],
+        kvs: &mut [&mut KvCache],
+        s: &'s mut Scratch,
+    ) -> Result<&'s [f32]> {
+        let n_out = rows.iter().filter(|r| r.logits).count();
+        let n_vocab = self.config.n_vocab;
+        if s.logits.len() < n_out * n_vocab {
+            s.logits.resize(n_out * n_vocab, 0.0);
+        }
+        let mut done = 0;
+        let mut out = 0;
+        for chunk in rows.chunks(s.cap) {
+            self.run_rows(chunk, kvs, s, out)?;
+            out += chunk.iter().filter(|r| r.logits).count();
+            done += chunk.len();
+        }
+        debug_assert_eq!(done, rows.len());
+        Ok(&s.logits[..n_out * n_vocab])
+    }
+
+    /// Checks rows, runs them, writes logits of marked rows from `first_out` on, updates lengths.
+    fn run_rows(
+        &self,
+        rows: &[BatchRow],
+        kvs: &mut [&mut KvCache],
+        s: &mut Scratch,
+        first_out: usize,
+    ) -> Result<()> {
+        let c = &self.config;
+        for r in rows {
+            if r.token as usize >= c.n_vocab {
+                return Err(ModelError::BadToken {
+                    id: r.token,
+                    n_vocab: c.n_vocab,
+                });
+            }
+            let kv = kvs.get(r.seq).ok_or_else(|| {
+                ModelError::Kernel(format!("row names sequence {} of {}", r.seq, kvs.len()))
+            })?;
+            kv.check_fits(r.pos, 1)?;
+        }
+        self.forward_rows(rows, kvs, s)?;
+        let mut out = first_out;
+        for (t, r) in rows.iter().enumerate() {
+            if r.logits {
+                self.lm_head(s, t, out)?;
+                out += 1;
+            }
+            let kv = &mut kvs[r.seq];
+            if kv.len() < r.pos + 1 {
+                kv.set_len(r.pos + 1);
+            }
+        }
+        Ok(())
     }
 
     fn mm(&self, w: &Weight, x: &[f32], n: usize, out: &mut [f32], act: &mut ActBuf) -> Result<()> {
@@ -267,23 +346,24 @@ impl Model {
         Ok(())
     }
 
-    fn forward_chunk(
+    /// Runs `rows` (any mix of sequences and positions) through every layer, writing each
+    /// row's keys/values into its sequence's cache; hidden states are left in `s.x`.
+    fn forward_rows(
         &self,
-        tokens: &[u32],
-        pos0: usize,
-        kv: &mut KvCache,
+        rows: &[BatchRow],
+        kvs: &mut [&mut KvCache],
         s: &mut Scratch,
     ) -> Result<()> {
         let c = &self.config;
         let bytes = self.file.as_bytes();
-        let n = tokens.len();
+        let n = rows.len();
         let d = c.n_embd;
         let (hk, hv) = (c.head_dim_k, c.head_dim_v);
         let (q_dim, k_dim, v_dim) = (c.n_head * hk, c.kv_dim_k(), c.kv_dim_v());
 
-        for (t, &tok) in tokens.iter().enumerate() {
+        for (t, r) in rows.iter().enumerate() {
             let row = &mut s.x[t * d..(t + 1) * d];
-            linear::get_row(bytes, &self.weights.token_embd, tok as usize, row)?;
+            linear::get_row(bytes, &self.weights.token_embd, r.token as usize, row)?;
             if let Some(scale) = c.embed_scale {
                 row.iter_mut().for_each(|v| *v *= scale);
             }
@@ -314,7 +394,7 @@ impl Model {
             };
             for t in 0..n {
                 ops::rope_cache(
-                    pos0 + t,
+                    rows[t].pos,
                     c.n_rot,
                     base,
                     freq_scale,
@@ -338,9 +418,9 @@ impl Model {
                     }
                     ops::rope_apply(head, c.n_rot, c.rope_layout, &s.rope);
                 }
-                kv.write(
+                kvs[rows[t].seq].write(
                     il,
-                    pos0 + t,
+                    rows[t].pos,
                     &s.k[t * k_dim..(t + 1) * k_dim],
                     &s.v[t * v_dim..(t + 1) * v_dim],
                 );
@@ -349,7 +429,7 @@ impl Model {
             let group = c.n_head / c.n_head_kv;
             let score_scale = if self.prescale_q { 1.0 } else { c.attn_scale };
             for t in 0..n {
-                let p = pos0 + t;
+                let (p, kv) = (rows[t].pos, &*kvs[rows[t].seq]);
                 let lo = match (swa, c.sliding_window) {
                     (true, Some(w)) => (p + 1).saturating_sub(w),
                     _ => 0,
