@@ -16,7 +16,7 @@ use hanlin_api::{
     GenerationSink, GenerationStream, InferenceBackend, ModelCard, PromptInput, TokenLogprob,
     Usage,
 };
-use hanlin_models::{BatchRow, KvCache, Model, Scratch};
+use hanlin_models::{BatchRow, KvCache, KvType, Model, Scratch};
 use hanlin_tokenizer::template::{ChatTemplate, RenderRequest, SpecialTokens};
 use hanlin_tokenizer::{StreamDecoder, Tokenizer};
 
@@ -38,6 +38,8 @@ pub struct LocalOptions {
     pub parallel: usize,
     /// Requests waiting beyond the running ones before new ones get 429.
     pub queue_depth: usize,
+    /// KV cache element type.
+    pub kv_type: KvType,
 }
 
 impl Default for LocalOptions {
@@ -47,6 +49,7 @@ impl Default for LocalOptions {
             threads: None,
             parallel: 4,
             queue_depth: 64,
+            kv_type: KvType::F16,
         }
     }
 }

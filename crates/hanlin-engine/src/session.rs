@@ -4,7 +4,7 @@
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-use hanlin_models::{KvCache, Logits, Model, Scratch};
+use hanlin_models::{KvCache, KvType, Logits, Model, Scratch};
 use hanlin_tokenizer::Tokenizer;
 
 use crate::error::{EngineError, Result};
@@ -131,6 +131,18 @@ impl<'m> Session<'m> {
             scratch: model.scratch(PREFILL_CHUNK),
             history: Vec::new(),
         }
+    }
+
+    /// A session whose KV cache holds `kv_type` elements (q8_0 halves the memory).
+    pub fn with_kv_type(
+        model: &'m Model,
+        tokenizer: &'m Tokenizer,
+        n_ctx: usize,
+        kv_type: KvType,
+    ) -> Result<Self> {
+        let mut s = Self::new(model, tokenizer, 1);
+        s.kv = model.kv_cache_typed(n_ctx, kv_type)?;
+        Ok(s)
     }
 
     /// Context capacity in tokens.

@@ -1,6 +1,10 @@
 //! A contiguous per-sequence KV cache, sized from the context the user asks for.
+//!
+//! Keys and values are stored as f16 (llama.cpp's default) or q8_0 (half the memory; keys are
+//! dotted with q8_0-quantized queries, values dequantized on the fly).
 
 use half::f16;
+use hanlin_gguf::GgmlType;
 
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
@@ -11,31 +15,80 @@ pub enum KvType {
     /// Half precision (llama.cpp's default).
     #[default]
     F16,
+    /// 8-bit blocks of 32 with an f16 scale (needs head sizes that are multiples of 32).
+    Q8_0,
 }
 
-/// Keys and values for one sequence: `[layer][pos][kv_dim]`, stored as f16 bits.
+impl KvType {
+    /// Parses `f16` / `q8_0`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "f16" => Some(KvType::F16),
+            "q8_0" | "q8" => Some(KvType::Q8_0),
+            _ => None,
+        }
+    }
+
+    fn row_bytes(self, n: usize) -> usize {
+        match self {
+            KvType::F16 => 2 * n,
+            KvType::Q8_0 => n / 32 * 34,
+        }
+    }
+}
+
+/// Keys and values for one sequence: `[layer][pos][kv_dim]`.
 #[derive(Clone, Debug)]
 pub struct KvCache {
+    ty: KvType,
     n_ctx: usize,
+    head_k: usize,
+    head_v: usize,
     kdim: usize,
     vdim: usize,
-    k: Vec<f16>,
-    v: Vec<f16>,
+    k: Vec<u8>,
+    v: Vec<u8>,
     len: usize,
 }
 
 impl KvCache {
-    /// Allocates a cache for `n_ctx` positions.
+    /// Allocates an f16 cache for `n_ctx` positions.
     pub fn new(cfg: &ModelConfig, n_ctx: usize) -> Self {
+        Self::alloc(cfg, n_ctx, KvType::F16)
+    }
+
+    /// Allocates a cache of type `ty`; q8_0 needs head sizes that are multiples of 32.
+    pub fn with_type(cfg: &ModelConfig, n_ctx: usize, ty: KvType) -> Result<Self> {
+        if ty == KvType::Q8_0 && (cfg.head_dim_k % 32 != 0 || cfg.head_dim_v % 32 != 0) {
+            return Err(ModelError::BadHyperparameter {
+                key: "kv cache type".into(),
+                why: format!(
+                    "q8_0 needs head sizes that are multiples of 32, this model has {}/{}",
+                    cfg.head_dim_k, cfg.head_dim_v
+                ),
+            });
+        }
+        Ok(Self::alloc(cfg, n_ctx, ty))
+    }
+
+    fn alloc(cfg: &ModelConfig, n_ctx: usize, ty: KvType) -> Self {
         let (kdim, vdim) = (cfg.kv_dim_k(), cfg.kv_dim_v());
         KvCache {
+            ty,
             n_ctx,
+            head_k: cfg.head_dim_k,
+            head_v: cfg.head_dim_v,
             kdim,
             vdim,
-            k: vec![f16::ZERO; cfg.n_layer * n_ctx * kdim],
-            v: vec![f16::ZERO; cfg.n_layer * n_ctx * vdim],
+            k: vec![0; cfg.n_layer * n_ctx * ty.row_bytes(kdim)],
+            v: vec![0; cfg.n_layer * n_ctx * ty.row_bytes(vdim)],
             len: 0,
         }
+    }
+
+    /// Element type.
+    pub fn kv_type(&self) -> KvType {
+        self.ty
     }
 
     /// Capacity in positions.
@@ -60,7 +113,7 @@ impl KvCache {
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        (self.k.len() + self.v.len()) * 2
+        self.k.len() + self.v.len()
     }
 
     pub(crate) fn check_fits(&self, pos0: usize, n: usize) -> Result<()> {
@@ -77,24 +130,95 @@ impl KvCache {
         self.len = len;
     }
 
+    fn k_row(&self, layer: usize, pos: usize) -> std::ops::Range<usize> {
+        let rb = self.ty.row_bytes(self.kdim);
+        let o = (layer * self.n_ctx + pos) * rb;
+        o..o + rb
+    }
+
+    fn v_row(&self, layer: usize, pos: usize) -> std::ops::Range<usize> {
+        let rb = self.ty.row_bytes(self.vdim);
+        let o = (layer * self.n_ctx + pos) * rb;
+        o..o + rb
+    }
+
     pub(crate) fn write(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
-        let ko = (layer * self.n_ctx + pos) * self.kdim;
-        for (d, &x) in self.k[ko..ko + self.kdim].iter_mut().zip(k) {
-            *d = f16::from_f32(x);
-        }
-        let vo = (layer * self.n_ctx + pos) * self.vdim;
-        for (d, &x) in self.v[vo..vo + self.vdim].iter_mut().zip(v) {
-            *d = f16::from_f32(x);
+        let (kr, vr) = (self.k_row(layer, pos), self.v_row(layer, pos));
+        let ty = self.ty;
+        store(ty, k, &mut self.k[kr]);
+        store(ty, v, &mut self.v[vr]);
+    }
+
+    /// Converts one query head into what [`KvCache::score`] dots keys with.
+    pub(crate) fn prepare_query(&self, q: &[f32], qf: &mut [f32], qq: &mut Vec<u8>) {
+        match self.ty {
+            // ggml converts the query to f16 to dot it with an f16 key cache.
+            KvType::F16 => {
+                for (d, &s) in qf.iter_mut().zip(q) {
+                    *d = f16::from_f32(s).to_f32();
+                }
+            }
+            KvType::Q8_0 => {
+                qq.resize(q.len() / 32 * 34, 0);
+                let _ = hanlin_quant::try_quantize_activation(GgmlType::Q8_0, q, qq);
+            }
         }
     }
 
-    pub(crate) fn k_at(&self, layer: usize, pos: usize) -> &[f16] {
-        let o = (layer * self.n_ctx + pos) * self.kdim;
-        &self.k[o..o + self.kdim]
+    /// Dot of a prepared query head with key head `kvh` at `pos`.
+    pub(crate) fn score(&self, layer: usize, pos: usize, kvh: usize, qf: &[f32], qq: &[u8]) -> f32 {
+        let row = &self.k[self.k_row(layer, pos)];
+        let hk = self.head_k;
+        match self.ty {
+            KvType::F16 => {
+                let head = &row[kvh * hk * 2..(kvh + 1) * hk * 2];
+                qf.iter()
+                    .zip(head.chunks_exact(2))
+                    .map(|(&a, b)| a * f16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .sum()
+            }
+            KvType::Q8_0 => {
+                let rb = hk / 32 * 34;
+                hanlin_quant::vec_dot(GgmlType::Q8_0, hk, &row[kvh * rb..(kvh + 1) * rb], qq)
+                    .unwrap_or(0.0)
+            }
+        }
     }
 
-    pub(crate) fn v_at(&self, layer: usize, pos: usize) -> &[f16] {
-        let o = (layer * self.n_ctx + pos) * self.vdim;
-        &self.v[o..o + self.vdim]
+    /// `out += p * v` for value head `kvh` at `pos`.
+    pub(crate) fn add_value(&self, layer: usize, pos: usize, kvh: usize, p: f32, out: &mut [f32]) {
+        let row = &self.v[self.v_row(layer, pos)];
+        let hv = self.head_v;
+        match self.ty {
+            KvType::F16 => {
+                let head = &row[kvh * hv * 2..(kvh + 1) * hv * 2];
+                for (o, b) in out.iter_mut().zip(head.chunks_exact(2)) {
+                    *o += p * f16::from_le_bytes([b[0], b[1]]).to_f32();
+                }
+            }
+            KvType::Q8_0 => {
+                let rb = hv / 32 * 34;
+                let head = &row[kvh * rb..(kvh + 1) * rb];
+                for (blk, o) in head.chunks_exact(34).zip(out.chunks_mut(32)) {
+                    let d = p * f16::from_le_bytes([blk[0], blk[1]]).to_f32();
+                    for (o, &q) in o.iter_mut().zip(&blk[2..]) {
+                        *o += d * f32::from(q as i8);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn store(ty: KvType, x: &[f32], dst: &mut [u8]) {
+    match ty {
+        KvType::F16 => {
+            for (d, &v) in dst.chunks_exact_mut(2).zip(x) {
+                d.copy_from_slice(&f16::from_f32(v).to_le_bytes());
+            }
+        }
+        KvType::Q8_0 => {
+            let _ = hanlin_quant::try_quantize_activation(GgmlType::Q8_0, x, dst);
+        }
     }
 }

@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use half::f16;
 use hanlin_gguf::GgufFile;
 
 use crate::arch::Slot;
@@ -89,6 +88,7 @@ pub struct Scratch {
     up: Vec<f32>,
     scores: Vec<f32>,
     qh: Vec<f32>,
+    qq: Vec<u8>,
     rope: Vec<f32>,
     logits: Vec<f32>,
     act: ActBuf,
@@ -206,10 +206,20 @@ impl Model {
             up: vec![0.0; cap * c.n_ff],
             scores: Vec::new(),
             qh: vec![0.0; c.head_dim_k],
+            qq: Vec::with_capacity(c.head_dim_k / 32 * 34 + 34),
             rope: vec![0.0; c.n_rot],
             logits: vec![0.0; c.n_vocab],
             act: ActBuf::default(),
         }
+    }
+
+    /// A KV cache of type `ty` for `n_ctx` positions (clamped to the training context).
+    pub fn kv_cache_typed(&self, n_ctx: usize, ty: crate::kv::KvType) -> Result<KvCache> {
+        KvCache::with_type(
+            &self.config,
+            n_ctx.clamp(1, self.config.context_length.max(1)),
+            ty,
+        )
     }
 
     /// A KV cache for `n_ctx` positions (clamped to the training context).
@@ -440,16 +450,10 @@ impl Model {
                 }
                 for h in 0..c.n_head {
                     let kvh = h / group;
-                    // ggml converts the query to f16 to dot it with the f16 key cache.
-                    for (dst, &src) in
-                        s.qh.iter_mut()
-                            .zip(&s.q[t * q_dim + h * hk..t * q_dim + (h + 1) * hk])
-                    {
-                        *dst = ops::round_f16(src);
-                    }
+                    let q = &s.q[t * q_dim + h * hk..t * q_dim + (h + 1) * hk];
+                    kv.prepare_query(q, &mut s.qh, &mut s.qq);
                     for (j, sc) in s.scores[..span].iter_mut().enumerate() {
-                        let kr = &kv.k_at(il, lo + j)[kvh * hk..(kvh + 1) * hk];
-                        *sc = dot_f16(&s.qh, kr) * score_scale;
+                        *sc = kv.score(il, lo + j, kvh, &s.qh, &s.qq) * score_scale;
                     }
                     ops::softmax(&mut s.scores[..span]);
                     let out =
@@ -458,12 +462,8 @@ impl Model {
                     for (j, &pj) in s.scores[..span].iter().enumerate() {
                         // ggml converts probabilities to f16 for the f16 V product.
                         let pj = ops::round_f16(pj);
-                        if pj == 0.0 {
-                            continue;
-                        }
-                        let vr = &kv.v_at(il, lo + j)[kvh * hv..(kvh + 1) * hv];
-                        for (o, &vv) in out.iter_mut().zip(vr) {
-                            *o += pj * vv.to_f32();
+                        if pj != 0.0 {
+                            kv.add_value(il, lo + j, kvh, pj, out);
                         }
                     }
                 }
@@ -535,8 +535,4 @@ fn add_bias(x: &mut [f32], b: Option<&[f32]>) {
             row.iter_mut().zip(b).for_each(|(v, &bb)| *v += bb);
         }
     }
-}
-
-fn dot_f16(q: &[f32], k: &[f16]) -> f32 {
-    q.iter().zip(k).map(|(&a, &b)| a * b.to_f32()).sum()
 }

@@ -111,3 +111,51 @@ fn synthetic_models_match_llama_cpp() {
     }
     assert!(failures.is_empty(), "below cosine 0.999: {failures:?}");
 }
+
+#[test]
+fn q8_0_kv_cache_stays_close_to_f16() {
+    let vocab = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/testdata/models/stories260K/stories260K-f32.gguf");
+    if !vocab.is_file() {
+        eprintln!("skipping: ../shared/testdata not found");
+        return;
+    }
+    let vocab = GgufFile::open(vocab).unwrap();
+    let tokens: Vec<u32> = (0..48).map(|i| (i * 37 % 500 + 3) as u32).collect();
+    for shape in hanlin_test_support::shapes() {
+        let model = Model::from_gguf(
+            GgufFile::from_bytes(hanlin_test_support::synthetic_f16(&shape, &vocab, 42)).unwrap(),
+        )
+        .unwrap();
+        let mut s = model.scratch(16);
+        let mut kv16 = model.kv_cache(64);
+        let f16 = model
+            .forward(&tokens, &mut kv16, &mut s, Logits::All)
+            .unwrap()
+            .to_vec();
+        let mut kv8 = model
+            .kv_cache_typed(64, hanlin_models::KvType::Q8_0)
+            .unwrap();
+        assert_eq!(
+            kv8.bytes() * 64,
+            kv16.bytes() * 34,
+            "q8_0 stores 34 bytes per 32 values"
+        );
+        let q8 = model
+            .forward(&tokens, &mut kv8, &mut s, Logits::All)
+            .unwrap()
+            .to_vec();
+        let n = model.config.n_vocab;
+        let min_cos = (0..tokens.len())
+            .map(|p| cosine(&f16[p * n..(p + 1) * n], &q8[p * n..(p + 1) * n]))
+            .fold(1.0, f64::min);
+        eprintln!("{}: q8_0 vs f16 KV min cosine {min_cos:.6}", shape.arch);
+        assert!(min_cos > 0.999, "{}: {min_cos}", shape.arch);
+    }
+    // stories260K's 8-wide heads cannot be stored as q8_0 blocks: a clear error, not a panic.
+    let stories = Model::from_gguf(vocab).unwrap();
+    let err = stories
+        .kv_cache_typed(64, hanlin_models::KvType::Q8_0)
+        .unwrap_err();
+    assert!(err.to_string().contains("multiples of 32"), "{err}");
+}

@@ -13,7 +13,7 @@ use hanlin_engine::{GenerateParams, Session};
 use hanlin_tokenizer::template::RenderRequest;
 use serde_json::json;
 
-use super::generate::SamplingArgs;
+use super::generate::{parse_kv_type, SamplingArgs};
 use super::loaded::LoadedModel;
 
 /// Arguments of `hanlin chat` (and `hanlin run`).
@@ -34,6 +34,9 @@ pub struct Args {
     /// Context size in tokens.
     #[arg(long, default_value_t = 4096)]
     pub ctx: usize,
+    /// KV cache type: f16 or q8_0 (half the memory).
+    #[arg(long, default_value = "f16", value_parser = parse_kv_type)]
+    pub kv_type: hanlin_models::KvType,
     /// Sampling.
     #[command(flatten)]
     pub sampling: SamplingArgs,
@@ -47,6 +50,7 @@ impl Default for Args {
             max_tokens: 512,
             threads: None,
             ctx: 4096,
+            kv_type: hanlin_models::KvType::F16,
             sampling: SamplingArgs::default(),
         }
     }
@@ -69,7 +73,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })
     .context("installing the Ctrl-C handler")?;
 
-    let mut session = Session::new(&loaded.model, &loaded.tokenizer, args.ctx);
+    let mut session =
+        Session::with_kv_type(&loaded.model, &loaded.tokenizer, args.ctx, args.kv_type)?;
     let mut system = args.system.clone();
     let mut messages: Vec<serde_json::Value> = Vec::new();
     let stop_tokens: Vec<u32> = loaded

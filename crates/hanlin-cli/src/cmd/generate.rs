@@ -81,6 +81,12 @@ impl SamplingArgs {
     }
 }
 
+/// Parses `--kv-type`.
+pub fn parse_kv_type(s: &str) -> Result<hanlin_models::KvType, String> {
+    hanlin_models::KvType::parse(s)
+        .ok_or_else(|| format!("unknown KV cache type {s:?} (f16 or q8_0)"))
+}
+
 /// Arguments of `hanlin generate`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -99,6 +105,9 @@ pub struct Args {
     /// Context size in tokens.
     #[arg(long, default_value_t = 4096)]
     pub ctx: usize,
+    /// KV cache type: f16 or q8_0 (half the memory).
+    #[arg(long, default_value = "f16", value_parser = parse_kv_type)]
+    pub kv_type: hanlin_models::KvType,
     /// Stop strings (repeatable).
     #[arg(long)]
     pub stop: Vec<String>,
@@ -126,7 +135,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         stop: args.stop.clone(),
         ..GenerateParams::default()
     };
-    let mut session = Session::new(&loaded.model, &loaded.tokenizer, args.ctx);
+    let mut session =
+        Session::with_kv_type(&loaded.model, &loaded.tokenizer, args.ctx, args.kv_type)?;
     let stdout = std::io::stdout();
     let out = if args.json {
         session.generate(&prompt, &params, |_| ControlFlow::Continue(()))?
