@@ -59,7 +59,9 @@ impl KvCache {
 
     /// Allocates a cache of type `ty`; q8_0 needs head sizes that are multiples of 32.
     pub fn with_type(cfg: &ModelConfig, n_ctx: usize, ty: KvType) -> Result<Self> {
-        if ty == KvType::Q8_0 && (cfg.head_dim_k % 32 != 0 || cfg.head_dim_v % 32 != 0) {
+        if ty == KvType::Q8_0
+            && (!cfg.head_dim_k.is_multiple_of(32) || !cfg.head_dim_v.is_multiple_of(32))
+        {
             return Err(ModelError::BadHyperparameter {
                 key: "kv cache type".into(),
                 why: format!(
