@@ -27,6 +27,7 @@ fn backend(parallel: usize) -> Option<(LocalBackend, serde_json::Value)> {
             threads: Some(1),
             parallel,
             queue_depth: 16,
+            ..Default::default()
         },
     )
     .unwrap();
