@@ -16,3 +16,7 @@ cargo build --release -p hanlin-cli
 export HANLIN_REQUIRE_MODELS=1
 
 cargo nextest run --workspace --release --no-fail-fast "$@"
+
+# The HTTP API through the official openai Python SDK (and plain HTTP for Ollama's API),
+# against the release binary built above.
+./tests/python/run.sh

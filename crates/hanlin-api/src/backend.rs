@@ -249,6 +249,49 @@ pub struct ModelCard {
     pub context_length: usize,
 }
 
+/// What Ollama's `/api/tags`, `/api/show` and `/api/ps` report about a model, where the backend
+/// knows it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ModelDetails {
+    /// `general.architecture` (llama, gemma3 …).
+    pub family: String,
+    /// Human-readable parameter count, e.g. `268M`.
+    pub parameter_size: String,
+    /// Weight type, e.g. `Q8_0`.
+    pub quantization_level: String,
+    /// File size in bytes.
+    pub size_bytes: u64,
+    /// Content digest (`sha256:…`), empty when unknown.
+    pub digest: String,
+    /// The chat template the model ships, if any.
+    pub chat_template: Option<String>,
+}
+
+/// Scheduler and cache gauges a backend can report for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BackendStats {
+    /// Requests waiting for a slot.
+    pub queued: usize,
+    /// Sequences being prefilled or decoded.
+    pub running: usize,
+    /// KV cache cells in use.
+    pub kv_cells_used: usize,
+    /// KV cache cells in all.
+    pub kv_cells_total: usize,
+}
+
+/// Vectors for a batch of inputs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EmbeddingOutput {
+    /// One vector per input, in input order.
+    pub embeddings: Vec<Vec<f32>>,
+    /// Tokens read, all inputs together.
+    pub prompt_tokens: usize,
+}
+
+/// Pending embeddings; dropping it abandons the job.
+pub type EmbeddingJob = tokio::sync::oneshot::Receiver<Result<EmbeddingOutput, BackendError>>;
+
 /// Anything that can serve generations. Implementations must not block the caller:
 /// `generate` enqueues and returns a stream at once.
 pub trait InferenceBackend: Send + Sync + 'static {
@@ -260,4 +303,20 @@ pub trait InferenceBackend: Send + Sync + 'static {
     fn tokenize(&self, model: &str, text: &str) -> Result<Vec<u32>, BackendError>;
     /// Text of token ids.
     fn detokenize(&self, model: &str, tokens: &[u32]) -> Result<String, BackendError>;
+    /// Ollama-style details of a model; `None` when unknown (the server fills in blanks).
+    fn model_details(&self, _model: &str) -> Option<ModelDetails> {
+        None
+    }
+    /// Scheduler gauges; `None` when the backend has none to report.
+    fn stats(&self) -> Option<BackendStats> {
+        None
+    }
+    /// Starts embedding `inputs` (each `Text` or `Tokens`). Generation-only backends keep this
+    /// default, which refuses with a 400 naming `model`.
+    fn embed(&self, model: &str, _inputs: Vec<PromptInput>) -> Result<EmbeddingJob, BackendError> {
+        Err(BackendError::InvalidRequest {
+            param: Some("model".into()),
+            message: format!("The model `{model}` does not support embeddings"),
+        })
+    }
 }

@@ -1,9 +1,14 @@
 //! OpenAI/Ollama wire types, validation and the InferenceBackend trait.
 
 pub mod backend;
+pub mod error;
+pub mod ollama;
+pub mod openai;
+pub mod validate;
 
 pub use backend::{
-    generation_channel, BackendError, CancelToken, FinishReason, GenerationEvent,
-    GenerationRequest, GenerationSink, GenerationStream, InferenceBackend, ModelCard, PromptInput,
-    SamplingOptions, TokenLogprob, Usage,
+    generation_channel, BackendError, BackendStats, CancelToken, EmbeddingJob, EmbeddingOutput,
+    FinishReason, GenerationEvent, GenerationRequest, GenerationSink, GenerationStream,
+    InferenceBackend, ModelCard, ModelDetails, PromptInput, SamplingOptions, TokenLogprob, Usage,
 };
+pub use error::{ApiError, ErrorKind};

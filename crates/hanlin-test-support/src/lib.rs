@@ -4,6 +4,8 @@
 //! every machine and every crate version; llama.cpp reference data is computed from files this
 //! crate writes (see `scripts/ref/synthetic_llamacpp.py`).
 
+pub mod fake_backend;
+
 use half::f16;
 use hanlin_gguf::{GgmlType, GgufFile, GgufWriter, Value};
 use sha2::{Digest, Sha256};

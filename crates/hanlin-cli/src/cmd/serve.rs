@@ -1,0 +1,140 @@
+//! `hanlin serve`: OpenAI- and Ollama-compatible HTTP API over local models.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use hanlin_engine::{LocalBackend, LocalOptions};
+use hanlin_server::{AppState, Limits, ServerConfig};
+
+use super::resolve::resolve_model;
+
+/// Flags of `hanlin serve`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Model to serve: a store name or a GGUF path; repeat for several (default: gemma3:270m).
+    #[arg(long = "model", short = 'm')]
+    pub models: Vec<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0: any free port).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Context size of each sequence.
+    #[arg(long, default_value_t = 4096)]
+    pub ctx: usize,
+    /// Sequences decoded together per model.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// Matrix-product threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Requests that may wait for a slot before new ones get 429.
+    #[arg(long, default_value_t = 64)]
+    pub queue_depth: usize,
+    /// Require `Authorization: Bearer KEY` on /v1 and /api (default: $HANLIN_API_KEY, if set).
+    #[arg(long)]
+    pub api_key: Option<String>,
+    /// Largest accepted request body in bytes.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+/// The id clients use for a `--model` argument: the store name as given, or a file's stem.
+fn model_id(arg: &str) -> String {
+    let p = Path::new(arg);
+    if p.is_file() {
+        if let Some(stem) = p.file_stem().and_then(|s| s.to_str()) {
+            return stem.to_string();
+        }
+    }
+    arg.to_string()
+}
+
+/// Runs the server until Ctrl-C or SIGTERM, then drains in-flight requests.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let names = if args.models.is_empty() {
+        vec!["gemma3:270m".to_string()]
+    } else {
+        args.models.clone()
+    };
+    let mut models = Vec::with_capacity(names.len());
+    for name in &names {
+        let id = model_id(name);
+        if models.iter().any(|(existing, _)| existing == &id) {
+            anyhow::bail!("model id {id:?} is given twice");
+        }
+        models.push((id, resolve_model(name)?));
+    }
+    let ids: Vec<String> = models.iter().map(|(id, _)| id.clone()).collect();
+    let opts = LocalOptions {
+        n_ctx: args.ctx,
+        threads: args.threads,
+        parallel: args.parallel,
+        queue_depth: args.queue_depth,
+        ..LocalOptions::default()
+    };
+    let backend = LocalBackend::start(models, opts).context("loading models")?;
+    let api_key = args
+        .api_key
+        .clone()
+        .or_else(|| std::env::var("HANLIN_API_KEY").ok())
+        .filter(|k| !k.is_empty());
+    let config = ServerConfig {
+        api_key,
+        limits: Limits {
+            max_body_bytes: args.max_body_bytes,
+        },
+    };
+    let state = AppState::new(Arc::new(backend), config.clone());
+
+    // HTTP work is light next to the engine threads; two workers keep cores for the matmuls.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("hanlin-http")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+            .await
+            .with_context(|| format!("binding {}:{}", args.host, args.port))?;
+        let addr = listener.local_addr()?;
+        let loopback = addr.ip().is_loopback()
+            || args
+                .host
+                .parse::<IpAddr>()
+                .map(|ip| ip.is_loopback())
+                .unwrap_or(args.host == "localhost");
+        match (&config.api_key, loopback) {
+            (Some(_), _) => tracing::info!("API key required on /v1 and /api"),
+            (None, true) => tracing::info!("no API key set: auth is off (loopback only)"),
+            (None, false) => tracing::warn!(
+                %addr,
+                "no API key set on a non-loopback address: anyone who can reach it can use it"
+            ),
+        }
+        tracing::info!(%addr, models = ?ids, "serving");
+        eprintln!("hanlin: serving {} on http://{addr}", ids.join(", "));
+        hanlin_server::serve(listener, state, hanlin_server::shutdown_signal())
+            .await
+            .context("serving")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::model_id;
+
+    #[test]
+    fn ids_are_names_or_file_stems() {
+        assert_eq!(model_id("gemma3:270m"), "gemma3:270m");
+        assert_eq!(model_id("does/not/exist.gguf"), "does/not/exist.gguf");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("tiny-q8.gguf");
+        std::fs::write(&f, b"x").unwrap();
+        assert_eq!(model_id(f.to_str().unwrap()), "tiny-q8");
+    }
+}
