@@ -12,6 +12,9 @@ pub enum EngineError {
     /// The model's chat template does not compile.
     #[error("chat template: {0}")]
     Template(String),
+    /// An embedding model failed to load.
+    #[error("embedding model: {0}")]
+    Embedding(String),
     /// An engine thread could not be started.
     #[error("cannot start the engine thread: {0}")]
     Thread(String),

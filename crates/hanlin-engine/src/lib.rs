@@ -1,5 +1,7 @@
 //! Sequences, KV cache, sampler chain and generation loop.
 
+mod details;
+mod embed;
 mod error;
 mod local;
 pub mod rng;

