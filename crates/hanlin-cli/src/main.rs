@@ -22,12 +22,18 @@ enum Command {
     Generate(cmd::generate::Args),
     /// Print a GGUF file's metadata and tensor table.
     Inspect(cmd::inspect::Args),
+    /// Convert a Hugging Face checkpoint (BERT embedding models) to GGUF.
+    Convert(cmd::convert::Args),
     /// Tokenize text with a model's tokenizer.
     Tokenize(cmd::tokenize::Args),
     /// Download or import a model into the local store.
     Pull(cmd::pull::Args),
     /// List, show or remove models in the local store.
     Models(cmd::models::Args),
+    /// Serve models over OpenAI- and Ollama-compatible HTTP APIs.
+    Serve(cmd::serve::Args),
+    /// Measure prompt and generation speed (tokens/s, GB/s, roofline).
+    Bench(cmd::bench::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +53,9 @@ fn main() -> std::process::ExitCode {
         Some(Command::Tokenize(a)) => cmd::tokenize::run(a),
         Some(Command::Pull(a)) => cmd::pull::run(a),
         Some(Command::Models(a)) => cmd::models::run(a),
+        Some(Command::Serve(a)) => cmd::serve::run(a),
+        Some(Command::Convert(a)) => cmd::convert::run(a),
+        Some(Command::Bench(a)) => cmd::bench::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
