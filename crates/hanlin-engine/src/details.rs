@@ -8,18 +8,7 @@ use hanlin_gguf::GgufFile;
 /// Details of the model in `file`, loaded from `path`.
 pub(crate) fn model_details(file: &GgufFile, path: &Path) -> ModelDetails {
     let params: u64 = file.tensors().iter().map(|t| t.n_elements()).sum();
-    let mut by_type: Vec<(hanlin_gguf::GgmlType, u64)> = Vec::new();
-    for t in file.tensors() {
-        match by_type.iter_mut().find(|(ty, _)| *ty == t.ggml_type) {
-            Some((_, n)) => *n += t.n_bytes,
-            None => by_type.push((t.ggml_type, t.n_bytes)),
-        }
-    }
-    let quant = by_type
-        .iter()
-        .max_by_key(|(_, n)| *n)
-        .map(|(t, _)| t.name().to_string())
-        .unwrap_or_default();
+    let quant = hanlin_gguf::quantization_label(file).unwrap_or_default();
     // Store blobs are named by their content hash, which is the digest clients expect.
     let digest = path
         .file_name()
@@ -34,7 +23,7 @@ pub(crate) fn model_details(file: &GgufFile, path: &Path) -> ModelDetails {
             .flatten()
             .unwrap_or_default()
             .to_string(),
-        parameter_size: format_params(params),
+        parameter_size: hanlin_gguf::format_params(params),
         quantization_level: quant,
         size_bytes: file.file_len(),
         digest,
@@ -43,15 +32,5 @@ pub(crate) fn model_details(file: &GgufFile, path: &Path) -> ModelDetails {
             .ok()
             .flatten()
             .map(str::to_string),
-    }
-}
-
-/// `268M`, `1.2B` …
-fn format_params(n: u64) -> String {
-    match n {
-        n if n >= 1_000_000_000 => format!("{:.1}B", n as f64 / 1e9),
-        n if n >= 1_000_000 => format!("{}M", (n as f64 / 1e6).round()),
-        n if n >= 1_000 => format!("{}K", (n as f64 / 1e3).round()),
-        n => n.to_string(),
     }
 }

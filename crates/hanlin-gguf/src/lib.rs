@@ -15,6 +15,7 @@
 mod cursor;
 mod error;
 mod reader;
+mod summary;
 mod types;
 mod value;
 mod writer;
@@ -23,6 +24,7 @@ pub use error::{GgufError, Result};
 pub use reader::{
     align_up, GgufFile, TensorInfo, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS, MAX_TENSOR_NAME,
 };
+pub use summary::{dominant_type, format_params, ftype_name, quantization_label};
 pub use types::{GgmlType, ALL_TYPES};
 pub use value::{Value, ValueType};
 pub use writer::GgufWriter;

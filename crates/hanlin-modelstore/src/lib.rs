@@ -32,9 +32,8 @@ mod time;
 
 pub use catalog::{catalog, lookup as catalog_lookup, CatalogEntry, CatalogSource};
 pub use error::{Result, StoreError};
-pub use manifest::{
-    format_params, format_size, ftype_name, GgufSummary, Manifest, ModelInfo, MANIFEST_SCHEMA,
-};
+pub use hanlin_gguf::{format_params, ftype_name};
+pub use manifest::{format_size, GgufSummary, Manifest, ModelInfo, MANIFEST_SCHEMA};
 pub use name::{ModelName, DEFAULT_TAG};
 pub use progress::{BarProgress, NoProgress, Progress};
 pub use settings::{default_home, Settings, DEFAULT_HF_ENDPOINT};
