@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use hanlin_gguf::{GgmlType, GgufFile, Value};
+use hanlin_gguf::{GgufFile, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
@@ -172,7 +172,7 @@ pub fn format_size(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hanlin_gguf::GgufWriter;
+    use hanlin_gguf::{format_params, GgmlType, GgufWriter};
 
     fn tiny(file_type: Option<u32>) -> GgufFile {
         let mut w = GgufWriter::new();
