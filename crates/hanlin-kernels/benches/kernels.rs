@@ -108,6 +108,8 @@ fn bench_matmul(c: &mut Criterion) {
         GgmlType::Q6_K,
         GgmlType::Q8_0,
         GgmlType::Q4_0,
+        GgmlType::Q5_K,
+        GgmlType::Q5_0,
     ] {
         let w = weights(ty, d, d);
         let mut g = c.benchmark_group(format!("matmul{n_tok}/{ty}"));

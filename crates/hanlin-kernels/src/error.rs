@@ -51,6 +51,6 @@ pub enum KernelError {
     #[error("instruction set {0} is not available on this CPU")]
     IsaUnavailable(&'static str),
     /// The `HANLIN_ISA` override names no known ISA.
-    #[error("unknown instruction set {0:?} (expected generic, avx2 or auto)")]
+    #[error("unknown instruction set {0:?} (expected generic, avx2, avxvnni, avx512 or auto)")]
     UnknownIsa(String),
 }

@@ -4,7 +4,8 @@ use crate::error::KernelError;
 use std::fmt;
 use std::str::FromStr;
 
-/// Environment variable that caps the ISA (`generic`, `avx2`, `auto`); for tests and triage.
+/// Environment variable that caps the ISA (`generic`, `avx2`, `avxvnni`, `avx512`, `auto`); for
+/// tests and triage.
 pub const ISA_ENV: &str = "HANLIN_ISA";
 
 /// An instruction-set level with its own kernel table.
@@ -14,17 +15,23 @@ pub enum Isa {
     Generic,
     /// x86_64 with AVX2, FMA and F16C (Haswell and later, Zen and later).
     Avx2,
+    /// [`Isa::Avx2`] plus AVX-VNNI: 256-bit `vpdpbusd` / `vpdpwssd` (Alder Lake and later).
+    AvxVnni,
+    /// [`Isa::Avx2`] plus AVX-512 F/BW/VL and AVX512_VNNI (Ice Lake, Sapphire Rapids, Zen 4).
+    Avx512Vnni,
 }
 
 impl Isa {
     /// Every ISA this build knows, slowest first.
-    pub const ALL: [Isa; 2] = [Isa::Generic, Isa::Avx2];
+    pub const ALL: [Isa; 4] = [Isa::Generic, Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni];
 
     /// Lower-case name as accepted by [`ISA_ENV`].
     pub fn name(self) -> &'static str {
         match self {
             Isa::Generic => "generic",
             Isa::Avx2 => "avx2",
+            Isa::AvxVnni => "avxvnni",
+            Isa::Avx512Vnni => "avx512",
         }
     }
 
@@ -33,6 +40,8 @@ impl Isa {
         match self {
             Isa::Generic => true,
             Isa::Avx2 => avx2_available(),
+            Isa::AvxVnni => avx2_available() && avxvnni_available(),
+            Isa::Avx512Vnni => avx2_available() && avx512vnni_available(),
         }
     }
 
@@ -53,8 +62,31 @@ fn avx2_available() -> bool {
         && is_x86_feature_detected!("f16c")
 }
 
+#[cfg(target_arch = "x86_64")]
+fn avxvnni_available() -> bool {
+    is_x86_feature_detected!("avxvnni")
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx512vnni_available() -> bool {
+    is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512vnni")
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 fn avx2_available() -> bool {
+    false
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn avxvnni_available() -> bool {
+    false
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn avx512vnni_available() -> bool {
     false
 }
 
@@ -71,6 +103,8 @@ impl FromStr for Isa {
         match s.trim().to_ascii_lowercase().as_str() {
             "generic" | "scalar" => Ok(Isa::Generic),
             "avx2" => Ok(Isa::Avx2),
+            "avxvnni" | "avx-vnni" => Ok(Isa::AvxVnni),
+            "avx512" | "avx512vnni" | "avx512-vnni" => Ok(Isa::Avx512Vnni),
             "auto" | "" => Ok(Isa::best()),
             _ => Err(KernelError::UnknownIsa(s.to_owned())),
         }

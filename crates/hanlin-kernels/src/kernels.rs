@@ -87,8 +87,21 @@ impl Kernels {
                 // SAFETY: `is_available` just confirmed AVX2, FMA and F16C.
                 unsafe { crate::arch::x86_64::avx2::install(&mut table) };
             }
+            #[cfg(target_arch = "x86_64")]
+            Isa::AvxVnni => {
+                // SAFETY: `is_available` just confirmed AVX2, FMA, F16C and AVX-VNNI.
+                unsafe { crate::arch::x86_64::avxvnni::install(&mut table) };
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => {
+                // SAFETY: `is_available` just confirmed AVX2, FMA, F16C, AVX-512 F/BW/VL and
+                // AVX512_VNNI.
+                unsafe { crate::arch::x86_64::avx512vnni::install(&mut table) };
+            }
             #[cfg(not(target_arch = "x86_64"))]
-            Isa::Avx2 => return Err(KernelError::IsaUnavailable(isa.name())),
+            Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni => {
+                return Err(KernelError::IsaUnavailable(isa.name()))
+            }
         }
         Ok(Self { isa, table })
     }

@@ -3,9 +3,11 @@
 //! - [`Kernels`]: dot products of a weight row in a ggml format with an activation row in the
 //!   matching [`activation_type`], activation quantizers, and [`Kernels::matvec`] /
 //!   [`Kernels::matmul`] over a [`WeightMatrix`]. One table per [`Isa`], picked once at run
-//!   time by [`detect`] (cap it with `HANLIN_ISA=generic|avx2`); [`Kernels::detected`] is the
-//!   process-wide choice. AVX2 needs AVX2 + FMA + F16C; everything else runs the portable
-//!   scalar kernels.
+//!   time by [`detect`] (cap it with `HANLIN_ISA=generic|avx2|avxvnni|avx512`);
+//!   [`Kernels::detected`] is the process-wide choice. AVX2 needs AVX2 + FMA + F16C; AvxVnni
+//!   adds AVX-VNNI, Avx512Vnni AVX-512 F/BW/VL + AVX512_VNNI (both run the same 256-bit VNNI
+//!   kernels for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K and AVX2 for the rest); everything
+//!   else runs the portable scalar kernels.
 //! - [`ThreadPool`]: persistent workers, spin-then-park, no allocation per job.
 //!
 //! Every kernel is tested against the scalar oracle in `hanlin-quant`. Quantized dots are exact
@@ -16,8 +18,8 @@
 //! Results are batch- and thread-invariant: each output of a mat-mul is bit-identical to the
 //! single dot product of its row and token, whatever the thread count or batch size.
 //!
-//! Activations must come from the quantizers here (or hanlin-quant's): like ggml, the AVX2
-//! kernels assume quantized activations never hold -128.
+//! Activations must come from the quantizers here (or hanlin-quant's): like ggml, the AVX2 and
+//! VNNI kernels assume quantized activations never hold -128.
 
 mod arch;
 mod error;

@@ -2,8 +2,8 @@
 //!
 //! Rows are cut into chunks handed out dynamically, so a thread slowed by another process does
 //! not hold everyone back. Every output element is one dot product computed the same way
-//! whatever the thread count or batch size (the 1×4 tiles are bit-identical to the 1×1
-//! kernels), so results are deterministic.
+//! whatever the thread count or batch size (the 1×4 and 1×8 tiles are bit-identical to the
+//! 1×1 kernels), so results are deterministic.
 
 use crate::error::KernelError;
 use crate::kernels::{checked_row_bytes, expect_len, mul, Kernels};
@@ -188,6 +188,19 @@ impl Job<'_, '_> {
             unsafe { *self.out.0.add(t * w.rows + r) = v };
         };
         let mut t = 0;
+        if let Some(dot8) = self.e.dot8 {
+            while t + 8 <= self.n_tokens {
+                let a: [&[u8]; 8] = std::array::from_fn(|k| tok(t + k));
+                for r in r0..r1 {
+                    // SAFETY: ISA verified by the caller; slices have validated lengths.
+                    let v = unsafe { dot8(n, w.row(r), a) };
+                    for (k, v) in v.into_iter().enumerate() {
+                        write(t + k, r, v);
+                    }
+                }
+                t += 8;
+            }
+        }
         if let Some(dot4) = self.e.dot4 {
             while t + 4 <= self.n_tokens {
                 let a = [tok(t), tok(t + 1), tok(t + 2), tok(t + 3)];

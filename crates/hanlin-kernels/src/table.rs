@@ -13,6 +13,9 @@ pub(crate) type DotFn = unsafe fn(n: usize, w: &[u8], a: &[u8]) -> f32;
 /// One weight row against four activation rows, decoding each weight block once.
 pub(crate) type Dot4Fn = unsafe fn(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
 
+/// One weight row against eight activation rows (for ISAs with registers to spare).
+pub(crate) type Dot8Fn = unsafe fn(n: usize, w: &[u8], a: [&[u8]; 8]) -> [f32; 8];
+
 /// f32 row → activation format; `src.len()` is a whole number of blocks.
 pub(crate) type QuantizeFn = unsafe fn(src: &[f32], dst: &mut [u8]);
 
@@ -25,6 +28,8 @@ pub(crate) struct DotEntry {
     pub dot: DotFn,
     /// The 1×4 tile used by batched matmul, when the ISA has one.
     pub dot4: Option<Dot4Fn>,
+    /// The 1×8 tile, tried before the 1×4 one.
+    pub dot8: Option<Dot8Fn>,
 }
 
 /// Largest ggml type id plus one.
@@ -65,12 +70,22 @@ impl Table {
         }
     }
 
-    /// Replaces the 1×1 and 1×4 kernels of an existing entry, keeping its activation type.
+    /// Replaces the 1×1 and 1×4 kernels of an existing entry, keeping its activation type;
+    /// drops its 1×8 tile, which must come from the same kernel family as the 1×1 one.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn set_kernels(&mut self, ty: GgmlType, dot: DotFn, dot4: Option<Dot4Fn>) {
         if let Some(Some(e)) = self.dots.get_mut(ty.id() as usize) {
             e.dot = dot;
             e.dot4 = dot4;
+            e.dot8 = None;
+        }
+    }
+
+    /// Sets the 1×8 tile of an existing entry (call after [`Table::set_kernels`]).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) fn set_tile8(&mut self, ty: GgmlType, dot8: Dot8Fn) {
+        if let Some(Some(e)) = self.dots.get_mut(ty.id() as usize) {
+            e.dot8 = Some(dot8);
         }
     }
 

@@ -55,9 +55,19 @@ fn shapes_threads_tokens() {
                 _ => 267,
             };
             for pool in &pools {
-                // Small shapes run on the calling thread, (301, 1) and (97, 5) fan out.
-                for (rows, n_tok) in [(1, 1), (7, 1), (301, 1), (33, 2), (19, 4), (97, 5), (9, 11)]
-                {
+                // Small shapes run on the calling thread, (301, 1) and (97, 5) fan out; 8, 11
+                // and 13 tokens take the 1×8 tiles (where an ISA has them), then 1×4, then 1×1.
+                for (rows, n_tok) in [
+                    (1, 1),
+                    (7, 1),
+                    (301, 1),
+                    (33, 2),
+                    (19, 4),
+                    (97, 5),
+                    (3, 8),
+                    (9, 11),
+                    (5, 13),
+                ] {
                     check(&k, pool, ty, rows, cols, n_tok);
                 }
             }

@@ -34,6 +34,7 @@ pub(crate) fn table() -> Table {
                 act,
                 dot,
                 dot4: None,
+                dot8: None,
             },
         );
     }

@@ -1,3 +1,6 @@
 //! x86_64 kernels, reached only through tables built after runtime feature detection.
 
 pub(crate) mod avx2;
+pub(crate) mod avx512vnni;
+pub(crate) mod avxvnni;
+mod vnni;

@@ -12,7 +12,7 @@ use crate::layout::{
 use core::arch::x86_64::*;
 
 /// Pattern `i` broadcasts i16 lane `i` of a 128-bit half to all 16 lanes (shuffle_epi8).
-static K4_SHUF: [[u8; 32]; 8] = {
+pub(crate) static K4_SHUF: [[u8; 32]; 8] = {
     let mut t = [[0u8; 32]; 8];
     let mut i = 0;
     while i < 8 {
@@ -58,26 +58,26 @@ static K6_SHUF: [[u8; 16]; 8] = {
 
 /// 32-byte chunk `j` of a K-quant byte field.
 #[inline(always)]
-pub(super) fn chunk32<const N: usize>(s: &[u8; N], j: usize) -> &[u8; 32] {
+pub(crate) fn chunk32<const N: usize>(s: &[u8; N], j: usize) -> &[u8; 32] {
     &s.as_chunks::<32>().0[j]
 }
 
 /// Q8_K block scale.
 #[inline(always)]
-pub(super) fn q8k_d(y: &[u8; q8_k::SIZE]) -> f32 {
+pub(crate) fn q8k_d(y: &[u8; q8_k::SIZE]) -> f32 {
     f32_at::<0, 292>(y)
 }
 
 /// Q8_K quants.
 #[inline(always)]
-pub(super) fn q8k_qs(y: &[u8; q8_k::SIZE]) -> &[u8; 256] {
+pub(crate) fn q8k_qs(y: &[u8; q8_k::SIZE]) -> &[u8; 256] {
     field::<4, 256, 292>(y)
 }
 
 /// Pairwise sums of the 16 `bsums`: the 8 per-32-element activation sums, as i16.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn q8k_sums32(y: &[u8; q8_k::SIZE]) -> __m128i {
+pub(crate) fn q8k_sums32(y: &[u8; q8_k::SIZE]) -> __m128i {
     let s = ld256(field::<260, 32, 292>(y));
     _mm_hadd_epi16(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s))
 }
@@ -85,7 +85,7 @@ pub(super) fn q8k_sums32(y: &[u8; q8_k::SIZE]) -> __m128i {
 /// Q4_K / Q5_K 6-bit scales (low 128 bits) and mins (high 128 bits) widened to i16.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn k4_mins_and_scales(packed: &[u8; 12]) -> __m256i {
+pub(crate) fn k4_mins_and_scales(packed: &[u8; 12]) -> __m256i {
     let u = unpack_k4_scales(packed);
     _mm256_cvtepu8_epi16(_mm_set_epi32(
         u[3] as i32,
@@ -185,7 +185,7 @@ pub(crate) fn dot_q5_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
 /// The four 32-element groups of 6-bit Q6_K values (0..63) in one 128-element half `c`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn q6_k_values(x: &[u8; q6_k::SIZE], c: usize) -> [__m256i; 4] {
+pub(crate) fn q6_k_values(x: &[u8; q6_k::SIZE], c: usize) -> [__m256i; 4] {
     let m4 = _mm256_set1_epi8(0xF);
     let m2 = _mm256_set1_epi8(3);
     let ql = field::<0, 128, 210>(x);
@@ -207,7 +207,7 @@ pub(super) fn q6_k_values(x: &[u8; q6_k::SIZE], c: usize) -> [__m256i; 4] {
 /// Q6_K scales for group `g` (0..8) of 32 elements: two i8 scales widened to 16 i16 lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn q6_k_scale(scales: __m128i, g: usize) -> __m256i {
+pub(crate) fn q6_k_scale(scales: __m128i, g: usize) -> __m256i {
     _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, ld128(&K6_SHUF[g])))
 }
 
@@ -215,7 +215,7 @@ pub(super) fn q6_k_scale(scales: __m128i, g: usize) -> __m256i {
 /// activations' 16-element sums so the main loop needs one `maddubs` per 32 values.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn q6_k_offset(scales: __m128i, y: &[u8; q8_k::SIZE]) -> __m256i {
+pub(crate) fn q6_k_offset(scales: __m128i, y: &[u8; q8_k::SIZE]) -> __m256i {
     let bs = ld256(field::<260, 32, 292>(y));
     let p = _mm256_madd_epi16(_mm256_cvtepi8_epi16(scales), bs);
     _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32::<5>(p))

@@ -18,7 +18,7 @@ use core::arch::x86_64::*;
 /// The f16 at byte `O` of four consecutive blocks, as f32 (one conversion for four).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn f16x4<const O: usize, const N: usize>(b: &[[u8; N]; 4]) -> __m128 {
+pub(crate) fn f16x4<const O: usize, const N: usize>(b: &[[u8; N]; 4]) -> __m128 {
     let bits = u16_at::<O, N>(&b[0]) as u64
         | (u16_at::<O, N>(&b[1]) as u64) << 16
         | (u16_at::<O, N>(&b[2]) as u64) << 32
@@ -29,14 +29,14 @@ pub(super) fn f16x4<const O: usize, const N: usize>(b: &[[u8; N]; 4]) -> __m128 
 /// The `d` scales (f16 at byte 0) of four consecutive blocks.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn d4<const N: usize>(b: &[[u8; N]; 4]) -> __m128 {
+pub(crate) fn d4<const N: usize>(b: &[[u8; N]; 4]) -> __m128 {
     f16x4::<0, N>(b)
 }
 
 /// Lanes of `v` in memory, so a later `_mm256_broadcast_ss` is a load.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn spill4(v: __m128) -> [f32; 4] {
+pub(crate) fn spill4(v: __m128) -> [f32; 4] {
     let mut out = [0f32; 4];
     // SAFETY: `out` is 16 writable bytes; storeu has no alignment requirement.
     unsafe { _mm_storeu_ps(out.as_mut_ptr(), v) };
@@ -107,7 +107,7 @@ macro_rules! offset_blocks {
 /// Signed Q4_0 block values minus 8, as 32 bytes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn q4_0_values(x: &[u8; q4_0::SIZE]) -> __m256i {
+pub(crate) fn q4_0_values(x: &[u8; q4_0::SIZE]) -> __m256i {
     _mm256_sub_epi8(
         bytes_from_nibbles_32(field::<2, 16, 18>(x)),
         _mm256_set1_epi8(8),
@@ -117,7 +117,7 @@ pub(super) fn q4_0_values(x: &[u8; q4_0::SIZE]) -> __m256i {
 /// Signed Q5_0 block values (nibble | fifth bit) minus 16, as 32 bytes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn q5_0_values(x: &[u8; q5_0::SIZE]) -> __m256i {
+pub(crate) fn q5_0_values(x: &[u8; q5_0::SIZE]) -> __m256i {
     let qx = bytes_from_nibbles_32(field::<6, 16, 22>(x));
     // 0xF0 where the fifth bit is clear turns nibble n into the i8 value n - 16.
     let hi = _mm256_andnot_si256(
