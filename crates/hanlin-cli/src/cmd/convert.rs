@@ -20,7 +20,11 @@ pub struct Args {
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let ty = if args.f16 { GgufWeightType::F16 } else { GgufWeightType::F32 };
+    let ty = if args.f16 {
+        GgufWeightType::F16
+    } else {
+        GgufWeightType::F32
+    };
     write_gguf_with(&args.hf_dir, &args.out, ty)
         .with_context(|| format!("converting {}", args.hf_dir.display()))?;
     eprintln!("wrote {}", args.out.display());
