@@ -4,7 +4,9 @@
 //! dotted with q8_0-quantized queries, values dequantized on the fly).
 
 use half::f16;
+use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 use hanlin_gguf::GgmlType;
+use hanlin_kernels::Kernels;
 
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
@@ -156,9 +158,9 @@ impl KvCache {
         match self.ty {
             // ggml converts the query to f16 to dot it with an f16 key cache.
             KvType::F16 => {
-                for (d, &s) in qf.iter_mut().zip(q) {
-                    *d = f16::from_f32(s).to_f32();
-                }
+                let _ = qf;
+                qq.clear();
+                qq.extend(q.iter().flat_map(|&x| f16::from_f32(x).to_le_bytes()));
             }
             KvType::Q8_0 => {
                 qq.resize(q.len() / 32 * 34, 0);
@@ -173,11 +175,11 @@ impl KvCache {
         let hk = self.head_k;
         match self.ty {
             KvType::F16 => {
+                let _ = qf;
                 let head = &row[kvh * hk * 2..(kvh + 1) * hk * 2];
-                qf.iter()
-                    .zip(head.chunks_exact(2))
-                    .map(|(&a, b)| a * f16::from_le_bytes([b[0], b[1]]).to_f32())
-                    .sum()
+                Kernels::detected()
+                    .vec_dot(GgmlType::F16, hk, head, qq)
+                    .unwrap_or(0.0)
             }
             KvType::Q8_0 => {
                 let rb = hk / 32 * 34;
@@ -188,14 +190,34 @@ impl KvCache {
     }
 
     /// `out += p * v` for value head `kvh` at `pos`.
-    pub(crate) fn add_value(&self, layer: usize, pos: usize, kvh: usize, p: f32, out: &mut [f32]) {
+    /// `tmp` (at least the head size) holds the converted row.
+    pub(crate) fn add_value(
+        &self,
+        layer: usize,
+        pos: usize,
+        kvh: usize,
+        p: f32,
+        out: &mut [f32],
+        tmp: &mut [f32],
+    ) {
         let row = &self.v[self.v_row(layer, pos)];
         let hv = self.head_v;
         match self.ty {
             KvType::F16 => {
                 let head = &row[kvh * hv * 2..(kvh + 1) * hv * 2];
-                for (o, b) in out.iter_mut().zip(head.chunks_exact(2)) {
-                    *o += p * f16::from_le_bytes([b[0], b[1]]).to_f32();
+                // SAFETY: any bit pattern is a valid u16; `align_to` only yields the aligned middle.
+                let (pre, mid, post) = unsafe { head.align_to::<u16>() };
+                let tmp = &mut tmp[..hv];
+                if pre.is_empty() && post.is_empty() && cfg!(target_endian = "little") {
+                    // Bulk conversion uses F16C when the CPU has it (runtime-detected by `half`).
+                    mid.reinterpret_cast::<f16>().convert_to_f32_slice(tmp);
+                } else {
+                    for (t, b) in tmp.iter_mut().zip(head.chunks_exact(2)) {
+                        *t = f16::from_le_bytes([b[0], b[1]]).to_f32();
+                    }
+                }
+                for (o, &v) in out.iter_mut().zip(tmp.iter()) {
+                    *o += p * v;
                 }
             }
             KvType::Q8_0 => {

@@ -1,6 +1,7 @@
 //! Architecture tables, per-arch forward passes and a naive reference forward.
 
 pub mod arch;
+mod attention;
 pub mod bert;
 pub mod config;
 mod error;

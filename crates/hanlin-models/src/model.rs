@@ -9,6 +9,7 @@ use crate::config::{Activation, Arch, ModelConfig};
 use crate::error::{ModelError, Result};
 use hanlin_kernels::ThreadPool;
 
+use crate::attention::{attend, AttnBufs, AttnShape};
 use crate::kv::KvCache;
 use crate::linear::{self, ActBuf};
 use crate::ops;
@@ -86,9 +87,7 @@ pub struct Scratch {
     proj: Vec<f32>,
     gate: Vec<f32>,
     up: Vec<f32>,
-    scores: Vec<f32>,
-    qh: Vec<f32>,
-    qq: Vec<u8>,
+    att: Vec<AttnBufs>,
     rope: Vec<f32>,
     logits: Vec<f32>,
     act: ActBuf,
@@ -204,9 +203,9 @@ impl Model {
             proj: vec![0.0; cap * c.n_embd],
             gate: vec![0.0; cap * c.n_ff],
             up: vec![0.0; cap * c.n_ff],
-            scores: Vec::new(),
-            qh: vec![0.0; c.head_dim_k],
-            qq: Vec::with_capacity(c.head_dim_k / 32 * 34 + 34),
+            att: (0..self.pool.threads())
+                .map(|_| AttnBufs::new(c.head_dim_k, 512))
+                .collect(),
             rope: vec![0.0; c.n_rot],
             logits: vec![0.0; c.n_vocab],
             act: ActBuf::default(),
@@ -436,38 +435,16 @@ impl Model {
                 );
             }
 
-            let group = c.n_head / c.n_head_kv;
-            let score_scale = if self.prescale_q { 1.0 } else { c.attn_scale };
-            for t in 0..n {
-                let (p, kv) = (rows[t].pos, &*kvs[rows[t].seq]);
-                let lo = match (swa, c.sliding_window) {
-                    (true, Some(w)) => (p + 1).saturating_sub(w),
-                    _ => 0,
-                };
-                let span = p + 1 - lo;
-                if s.scores.len() < span {
-                    s.scores.resize(span, 0.0);
-                }
-                for h in 0..c.n_head {
-                    let kvh = h / group;
-                    let q = &s.q[t * q_dim + h * hk..t * q_dim + (h + 1) * hk];
-                    kv.prepare_query(q, &mut s.qh, &mut s.qq);
-                    for (j, sc) in s.scores[..span].iter_mut().enumerate() {
-                        *sc = kv.score(il, lo + j, kvh, &s.qh, &s.qq) * score_scale;
-                    }
-                    ops::softmax(&mut s.scores[..span]);
-                    let out =
-                        &mut s.attn[t * c.n_head * hv + h * hv..t * c.n_head * hv + (h + 1) * hv];
-                    out.iter_mut().for_each(|o| *o = 0.0);
-                    for (j, &pj) in s.scores[..span].iter().enumerate() {
-                        // ggml converts probabilities to f16 for the f16 V product.
-                        let pj = ops::round_f16(pj);
-                        if pj != 0.0 {
-                            kv.add_value(il, lo + j, kvh, pj, out);
-                        }
-                    }
-                }
-            }
+            let shape = AttnShape {
+                layer: il,
+                n_head: c.n_head,
+                n_head_kv: c.n_head_kv,
+                head_k: hk,
+                head_v: hv,
+                window: if swa { c.sliding_window } else { None },
+                score_scale: if self.prescale_q { 1.0 } else { c.attn_scale },
+            };
+            attend(&self.pool, &shape, rows, kvs, &s.q, &mut s.attn, &mut s.att);
             let o_dim = c.n_head * hv;
             self.mm(
                 lw.req(Slot::Wo),
