@@ -156,6 +156,59 @@ impl Sampler {
             return argmax(logits);
         }
 
+        let by_logit = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        let no_top_k = p.top_k == 0 || p.top_k >= n;
+        if no_top_k && p.typical_p >= 1.0 {
+            // Large vocabularies (262k for Gemma): never sort the whole vocabulary. The
+            // normalizer is global, min-p is a logit threshold, and top-p only needs the head.
+            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            if max == f32::NEG_INFINITY {
+                return argmax(logits);
+            }
+            if p.top_p >= 1.0 && p.min_p <= 0.0 {
+                return self.draw_all(max);
+            }
+            let z: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
+            let floor = if p.min_p > 0.0 {
+                max + p.min_p.ln()
+            } else {
+                f32::NEG_INFINITY
+            };
+            self.cand.clear();
+            self.cand.extend(
+                logits
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &l)| l >= floor)
+                    .map(|(i, &l)| (i as u32, l)),
+            );
+            let mut head = 256.min(self.cand.len());
+            loop {
+                if head < self.cand.len() {
+                    self.cand.select_nth_unstable_by(head - 1, by_logit);
+                }
+                self.cand[..head].sort_unstable_by(by_logit);
+                let mut cum = 0.0f64;
+                let mut keep = None;
+                for (i, c) in self.cand[..head].iter().enumerate() {
+                    cum += f64::from(c.1 - max).exp() / z;
+                    if p.top_p < 1.0 && cum >= f64::from(p.top_p) {
+                        keep = Some(i + 1);
+                        break;
+                    }
+                }
+                match keep {
+                    Some(k) => {
+                        self.cand.truncate(k);
+                        break;
+                    }
+                    None if head == self.cand.len() => break,
+                    None => head = (head * 4).min(self.cand.len()),
+                }
+            }
+            return self.draw_sorted(max);
+        }
+
         self.cand.clear();
         self.cand
             .extend(logits.iter().enumerate().map(|(i, &l)| (i as u32, l)));
@@ -163,8 +216,7 @@ impl Sampler {
         if self.cand.is_empty() {
             return argmax(logits);
         }
-        let by_logit = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-        // Keep a sorted head; without top-k, a head large enough for top-p's mass.
+        // Keep a sorted head of top-k (or everything when typical sampling needs it).
         let k = if p.top_k > 0 {
             p.top_k.min(self.cand.len())
         } else {
@@ -214,6 +266,45 @@ impl Sampler {
         let mut r = self.rng.next_f64() * sum;
         for c in &self.cand {
             r -= f64::from(c.1);
+            if r < 0.0 {
+                return c.0;
+            }
+        }
+        self.cand[self.cand.len() - 1].0
+    }
+}
+
+impl Sampler {
+    /// Temperature-scaled draw over every token (no truncation), in index order.
+    fn draw_all(&mut self, max: f32) -> u32 {
+        let t = self.params.temperature;
+        let n = self.logits.len();
+        let sum: f64 = self
+            .logits
+            .iter()
+            .map(|&l| f64::from((l - max) / t).exp())
+            .sum();
+        let mut r = self.rng.next_f64() * sum;
+        for (i, &l) in self.logits.iter().enumerate() {
+            r -= f64::from((l - max) / t).exp();
+            if r < 0.0 {
+                return i as u32;
+            }
+        }
+        argmax(&self.logits[..n])
+    }
+
+    /// Temperature-scaled draw over the sorted candidates (logits in `cand`).
+    fn draw_sorted(&mut self, max: f32) -> u32 {
+        let t = self.params.temperature;
+        let sum: f64 = self
+            .cand
+            .iter()
+            .map(|c| f64::from((c.1 - max) / t).exp())
+            .sum();
+        let mut r = self.rng.next_f64() * sum;
+        for c in &self.cand {
+            r -= f64::from((c.1 - max) / t).exp();
             if r < 0.0 {
                 return c.0;
             }
@@ -368,6 +459,53 @@ mod tests {
             let t = s.sample(&logits());
             // Kept: p ≥ 0.7·p_max, i.e. logit ≥ 3.0 + ln 0.7 ≈ 2.64 → tokens 1 and 5 only.
             assert!(t == 1 || t == 5, "{t}");
+        }
+    }
+
+    #[test]
+    fn large_vocab_top_p_and_min_p_keep_exactly_the_brute_force_support() {
+        // Deterministic pseudo-random logits over 5000 tokens.
+        let mut g = SeededRng::new(5);
+        let logits: Vec<f32> = (0..5000)
+            .map(|_| (g.next_f64() * 12.0 - 6.0) as f32)
+            .collect();
+        let mut order: Vec<usize> = (0..logits.len()).collect();
+        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+        let max = logits[order[0]];
+        let z: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
+        for (top_p, min_p) in [(0.3f32, 0.0f32), (0.9, 0.0), (1.0, 0.2), (0.95, 0.05)] {
+            let mut cum = 0.0;
+            let mut allowed = std::collections::BTreeSet::new();
+            for &i in &order {
+                let pr = f64::from(logits[i] - max).exp() / z;
+                if min_p > 0.0 && (logits[i] - max) < min_p.ln() {
+                    break;
+                }
+                allowed.insert(i as u32);
+                cum += pr;
+                if top_p < 1.0 && cum >= f64::from(top_p) {
+                    break;
+                }
+            }
+            let params = SamplingParams {
+                temperature: 1.0,
+                top_k: 0,
+                top_p,
+                min_p,
+                seed: 9,
+                ..Default::default()
+            };
+            let mut s = Sampler::new(params, logits.len());
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..400 {
+                let t = s.sample(&logits);
+                assert!(
+                    allowed.contains(&t),
+                    "top_p {top_p} min_p {min_p}: {t} outside the support"
+                );
+                seen.insert(t);
+            }
+            assert!(seen.len() > 1 || allowed.len() == 1);
         }
     }
 }
