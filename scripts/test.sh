@@ -15,6 +15,11 @@ cargo build --release -p hanlin-cli
 ./scripts/fetch-assets.sh
 export HANLIN_REQUIRE_MODELS=1
 
+# The gateway's conformance story runs on PostgreSQL too, and must not skip here.
+HANLIN_TEST_POSTGRES_URL="$(./scripts/ensure-postgres.sh)"
+export HANLIN_TEST_POSTGRES_URL
+export HANLIN_REQUIRE_POSTGRES=1
+
 cargo nextest run --workspace --release --no-fail-fast "$@"
 
 # The HTTP API through the official openai Python SDK (and plain HTTP for Ollama's API),

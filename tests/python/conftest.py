@@ -37,14 +37,31 @@ def _model() -> Path:
     return path
 
 
+GEMMA3_SHA = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+
+
+def gemma3_model() -> Path:
+    """Gemma 3 270M: $HANLIN_GEMMA3_GGUF, else the model store blob (`hanlin pull gemma3:270m`).
+    Skips when absent, unless HANLIN_REQUIRE_MODELS=1."""
+    env = os.environ.get("HANLIN_GEMMA3_GGUF")
+    home = Path(os.environ.get("HANLIN_HOME", Path.home() / ".hanlin"))
+    path = Path(env) if env else home / "models/blobs" / f"sha256-{GEMMA3_SHA}"
+    if not path.is_file():
+        msg = f"Gemma 3 270M not found at {path} (run `hanlin pull gemma3:270m`)"
+        if os.environ.get("HANLIN_REQUIRE_MODELS") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
 class Server:
     """A running `hanlin serve`; `url` is its base address, `model` the id it serves."""
 
-    def __init__(self, *extra: str):
-        model = _model()
+    def __init__(self, *extra: str, model: Path | None = None, ctx: int = 512):
+        model = model or _model()
         self.model = model.stem
         self.log = tempfile.NamedTemporaryFile("w+", prefix="hanlin-serve-", suffix=".log")
-        cmd = [str(_binary()), "serve", "--model", str(model), "--port", "0", "--ctx", "512", *extra]
+        cmd = [str(_binary()), "serve", "--model", str(model), "--port", "0", "--ctx", str(ctx), *extra]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         self.url = self._wait_for_address()
         self._wait_healthy()

@@ -1,6 +1,7 @@
 """The Ollama API over plain HTTP (NDJSON streaming), as Ollama clients and UIs use it."""
 
 import json
+from datetime import datetime, timezone
 
 import requests
 
@@ -42,3 +43,50 @@ def test_tags_show_version_and_errors(server):
     assert r.status_code == 404 and r.json() == {"error": "model 'nope' not found"}
     r = requests.post(f"{server.url}/api/chat", data=b"{not json", timeout=10)
     assert r.status_code == 400 and isinstance(r.json()["error"], str)
+
+
+def test_load_unload_keep_alive_and_ps(server):
+    url = server.url
+
+    def loaded():
+        return {m["name"]: m for m in requests.get(f"{url}/api/ps", timeout=30).json()["models"]}
+
+    r = requests.post(f"{url}/api/generate", json={"model": server.model}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert (r.json()["done"], r.json()["done_reason"]) == (True, "load")
+    assert server.model in loaded()
+
+    r = requests.post(f"{url}/api/generate", json={"model": server.model, "keep_alive": 0}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["done_reason"] == "unload"
+    assert server.model not in loaded()
+
+    # The next request loads it again and sets how long it stays.
+    r = requests.post(
+        f"{url}/api/generate",
+        json={
+            "model": server.model,
+            "prompt": "Once upon a time",
+            "stream": False,
+            "keep_alive": "10m",
+            "options": {"num_predict": 4, "temperature": 0},
+        },
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["done"] is True
+    entry = loaded()[server.model]
+    expires = datetime.fromisoformat(entry["expires_at"].replace("Z", "+00:00"))
+    left = (expires - datetime.now(timezone.utc)).total_seconds()
+    assert 500 < left <= 605, entry["expires_at"]
+
+    r = requests.post(f"{url}/api/generate", json={"model": server.model, "keep_alive": "soon"}, timeout=30)
+    assert r.status_code == 400
+    assert "keep_alive" in r.json()["error"]
+    r = requests.post(f"{url}/api/generate", json={"model": "no-such-model", "keep_alive": 0}, timeout=30)
+    assert r.status_code == 404
+
+    # Back to "never unload" for the tests that follow.
+    r = requests.post(f"{url}/api/generate", json={"model": server.model, "keep_alive": -1}, timeout=60)
+    assert r.json()["done_reason"] == "load"
+    assert loaded()[server.model]["expires_at"].startswith("9999")

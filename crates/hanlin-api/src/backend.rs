@@ -74,6 +74,31 @@ pub struct GenerationRequest {
     pub stop: Vec<String>,
     /// Return log-probabilities with this many alternatives (`Some(0)`: chosen token only).
     pub logprobs: Option<usize>,
+    /// Grammar the output must follow (structured output, tool calls); `None`: free text.
+    pub constraint: Option<Constraint>,
+}
+
+/// What a constrained output must be.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OutputConstraint {
+    /// Any JSON object (`response_format: json_object`, Ollama `format: "json"`).
+    JsonObject,
+    /// JSON valid against this schema.
+    JsonSchema(serde_json::Value),
+    /// A grammar in llguidance's Lark dialect (may embed `%json { … }` schemas).
+    Lark(String),
+    /// A regular expression the whole output must match.
+    Regex(String),
+}
+
+/// An output constraint and the request field it came from, so that a backend that cannot
+/// compile it answers with a 400 naming that field.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Constraint {
+    /// The grammar.
+    pub kind: OutputConstraint,
+    /// The request field it came from (`response_format.json_schema.schema`, `tools` …).
+    pub param: String,
 }
 
 /// Why generation ended.
@@ -292,6 +317,83 @@ pub struct EmbeddingOutput {
 /// Pending embeddings; dropping it abandons the job.
 pub type EmbeddingJob = tokio::sync::oneshot::Receiver<Result<EmbeddingOutput, BackendError>>;
 
+/// How long a model stays in memory after its last request (Ollama's `keep_alive`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeepAlive {
+    /// Never unload for idleness.
+    Forever,
+    /// Unload after this long without requests; zero unloads as soon as it is idle.
+    For(std::time::Duration),
+}
+
+impl KeepAlive {
+    /// Parses Ollama's forms: seconds as a number (`300`, `0`), a Go duration (`5m`, `1h30m`,
+    /// `2.5s`), and any negative value for "forever". `None` when it is none of these.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        if let Ok(secs) = s.parse::<f64>() {
+            return Self::from_secs(secs);
+        }
+        let (negative, mut rest) = match s.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, s.strip_prefix('+').unwrap_or(s)),
+        };
+        if rest.is_empty() {
+            return None;
+        }
+        let mut total = 0.0f64;
+        while !rest.is_empty() {
+            let num_len = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(rest.len());
+            let value: f64 = rest[..num_len].parse().ok()?;
+            rest = &rest[num_len..];
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
+            let scale = match &rest[..unit_len] {
+                "ns" => 1e-9,
+                "us" | "µs" => 1e-6,
+                "ms" => 1e-3,
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                _ => return None,
+            };
+            rest = &rest[unit_len..];
+            total += value * scale;
+        }
+        Self::from_secs(if negative { -total } else { total })
+    }
+
+    /// Seconds as Ollama's JSON number: negative means forever.
+    pub fn from_secs(secs: f64) -> Option<Self> {
+        if secs.is_nan() {
+            None
+        } else if secs < 0.0 {
+            Some(KeepAlive::Forever)
+        } else {
+            Some(KeepAlive::For(std::time::Duration::from_secs_f64(
+                secs.min(1e9),
+            )))
+        }
+    }
+}
+
+/// A model resident in memory, as Ollama's `/api/ps` reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadedModel {
+    /// Model id.
+    pub id: String,
+    /// Unix seconds when it will be unloaded if idle; `None` when it stays loaded.
+    pub expires_at: Option<u64>,
+    /// Bytes of weights mapped.
+    pub size_bytes: u64,
+}
+
+/// Pending model load; resolves when the model can serve.
+pub type LoadJob = tokio::sync::oneshot::Receiver<Result<(), BackendError>>;
+
 /// Anything that can serve generations. Implementations must not block the caller:
 /// `generate` enqueues and returns a stream at once.
 pub trait InferenceBackend: Send + Sync + 'static {
@@ -311,6 +413,35 @@ pub trait InferenceBackend: Send + Sync + 'static {
     fn stats(&self) -> Option<BackendStats> {
         None
     }
+    /// Whatever besides the build and the models' digests could change outputs (the kernel
+    /// ISA, for a local engine); part of `system_fingerprint`.
+    fn runtime_identity(&self) -> String {
+        String::new()
+    }
+    /// Models in memory now; `None` when every served model is always loaded.
+    fn loaded(&self) -> Option<Vec<LoadedModel>> {
+        None
+    }
+    /// Loads `model` (if it is not already) and sets how long it stays after its last request
+    /// (`None`: the server's default). Backends whose models are always loaded keep this default.
+    fn load(&self, model: &str, _keep_alive: Option<KeepAlive>) -> Result<LoadJob, BackendError> {
+        if !self.models().iter().any(|m| m.id == model) {
+            return Err(BackendError::ModelNotFound(model.to_string()));
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = tx.send(Ok(()));
+        Ok(rx)
+    }
+    /// Unloads `model` once its running requests finish; a later request loads it again.
+    fn unload(&self, model: &str) -> Result<(), BackendError> {
+        if self.models().iter().any(|m| m.id == model) {
+            Ok(())
+        } else {
+            Err(BackendError::ModelNotFound(model.to_string()))
+        }
+    }
+    /// Sets how long `model` stays loaded after its last request.
+    fn set_keep_alive(&self, _model: &str, _keep_alive: KeepAlive) {}
     /// Starts embedding `inputs` (each `Text` or `Tokens`). Generation-only backends keep this
     /// default, which refuses with a 400 naming `model`.
     fn embed(&self, model: &str, _inputs: Vec<PromptInput>) -> Result<EmbeddingJob, BackendError> {
@@ -318,5 +449,29 @@ pub trait InferenceBackend: Send + Sync + 'static {
             param: Some("model".into()),
             message: format!("The model `{model}` does not support embeddings"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KeepAlive;
+    use std::time::Duration;
+
+    #[test]
+    fn keep_alive_forms() {
+        let secs = |s: u64| Some(KeepAlive::For(Duration::from_secs(s)));
+        assert_eq!(KeepAlive::parse("300"), secs(300));
+        assert_eq!(KeepAlive::parse("0"), secs(0));
+        assert_eq!(KeepAlive::parse("5m"), secs(300));
+        assert_eq!(KeepAlive::parse("1h30m"), secs(5400));
+        assert_eq!(
+            KeepAlive::parse("2.5s"),
+            Some(KeepAlive::For(Duration::from_millis(2500)))
+        );
+        assert_eq!(KeepAlive::parse("-1"), Some(KeepAlive::Forever));
+        assert_eq!(KeepAlive::parse("-1m"), Some(KeepAlive::Forever));
+        for bad in ["", "m", "5x", "five minutes", "1h-", "NaN"] {
+            assert_eq!(KeepAlive::parse(bad), None, "{bad:?}");
+        }
     }
 }

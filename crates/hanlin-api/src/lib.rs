@@ -4,11 +4,14 @@ pub mod backend;
 pub mod error;
 pub mod ollama;
 pub mod openai;
+pub mod structured;
+pub mod tools;
 pub mod validate;
 
 pub use backend::{
-    generation_channel, BackendError, BackendStats, CancelToken, EmbeddingJob, EmbeddingOutput,
-    FinishReason, GenerationEvent, GenerationRequest, GenerationSink, GenerationStream,
-    InferenceBackend, ModelCard, ModelDetails, PromptInput, SamplingOptions, TokenLogprob, Usage,
+    generation_channel, BackendError, BackendStats, CancelToken, Constraint, EmbeddingJob,
+    EmbeddingOutput, FinishReason, GenerationEvent, GenerationRequest, GenerationSink,
+    GenerationStream, InferenceBackend, KeepAlive, LoadJob, LoadedModel, ModelCard, ModelDetails,
+    OutputConstraint, PromptInput, SamplingOptions, TokenLogprob, Usage,
 };
 pub use error::{ApiError, ErrorKind};

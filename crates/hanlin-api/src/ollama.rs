@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::backend::{GenerationRequest, ModelCard, ModelDetails, PromptInput, SamplingOptions};
+use crate::backend::{
+    GenerationRequest, KeepAlive, ModelCard, ModelDetails, PromptInput, SamplingOptions,
+};
 use crate::error::ApiError;
 use crate::validate::{body_object, missing, unsupported, wrong_type, Fields};
 
@@ -18,6 +20,30 @@ pub struct OllamaRequest {
     pub stream: bool,
     /// `/api/generate` with no prompt: Ollama's "load the model" call, answered at once.
     pub load_only: bool,
+    /// How long the model stays loaded after this request (`None`: the server's default).
+    pub keep_alive: Option<KeepAlive>,
+    /// Tools the model may call (`/api/chat` only).
+    pub tools: Option<crate::tools::ToolSpec>,
+}
+
+/// `keep_alive`: seconds as a number, a duration string (`5m`), negative for forever.
+fn keep_alive(f: &Fields) -> Result<Option<KeepAlive>, ApiError> {
+    let bad = |v: &Value| {
+        ApiError::invalid(
+            "keep_alive",
+            format!("Invalid 'keep_alive': expected a number of seconds or a duration such as \"5m\", but got {v} instead."),
+        )
+    };
+    match f.get("keep_alive") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Number(n)) => n
+            .as_f64()
+            .and_then(KeepAlive::from_secs)
+            .map(Some)
+            .ok_or_else(|| bad(v)),
+        Some(v @ Value::String(s)) => KeepAlive::parse(s).map(Some).ok_or_else(|| bad(v)),
+        Some(v) => Err(bad(v)),
+    }
 }
 
 /// Sampling defaults Ollama documents for models whose Modelfile sets none; clients of this API
@@ -74,17 +100,6 @@ fn options(f: &Fields) -> Result<(SamplingOptions, Option<usize>, Vec<String>), 
     Ok((sampling, max_tokens, o.stop("stop", 16)?))
 }
 
-/// Fields shared by chat and generate that we refuse rather than silently ignore.
-fn refuse_unsupported(f: &Fields) -> Result<(), ApiError> {
-    if f.get("format").is_some() {
-        return Err(unsupported(
-            "format",
-            "structured output is not supported yet",
-        ));
-    }
-    Ok(())
-}
-
 fn refuse_images(f: &Fields) -> Result<(), ApiError> {
     match f.get("images") {
         None => Ok(()),
@@ -109,7 +124,7 @@ fn model_name(f: &Fields) -> Result<String, ApiError> {
 pub fn chat_request(body: &Value) -> Result<OllamaRequest, ApiError> {
     let f = Fields::new(body_object(body)?, "");
     let model = model_name(&f)?;
-    refuse_unsupported(&f)?;
+    let constraint = crate::structured::ollama_format(&f)?;
     let list = match f.get("messages") {
         None => Vec::new(),
         Some(Value::Array(a)) => a.clone(),
@@ -138,15 +153,23 @@ pub fn chat_request(body: &Value) -> Result<OllamaRequest, ApiError> {
         }
         messages.push(Value::Object(out));
     }
-    let tools = match f.get("tools") {
-        None => None,
-        Some(Value::Array(a)) if a.is_empty() => None,
-        Some(Value::Array(a)) => Some(a.clone()),
-        Some(v) => return Err(wrong_type("tools", "an array", v)),
-    };
+    let tool_spec = crate::tools::tool_spec(&f)?;
+    let tools = tool_spec
+        .as_ref()
+        .and_then(|_| f.get("tools"))
+        .and_then(Value::as_array)
+        .cloned();
+    if tool_spec.is_some() && constraint.is_some() {
+        return Err(ApiError::invalid(
+            "format",
+            "'format' cannot be combined with 'tools'.",
+        ));
+    }
     let (sampling, max_tokens, stop) = options(&f)?;
     Ok(OllamaRequest {
         load_only: messages.is_empty(),
+        keep_alive: keep_alive(&f)?,
+        tools: tool_spec,
         generation: GenerationRequest {
             model,
             input: PromptInput::Chat { messages, tools },
@@ -154,6 +177,7 @@ pub fn chat_request(body: &Value) -> Result<OllamaRequest, ApiError> {
             sampling,
             stop,
             logprobs: None,
+            constraint,
         },
         stream: f.bool("stream")?.unwrap_or(true),
     })
@@ -164,7 +188,7 @@ pub fn chat_request(body: &Value) -> Result<OllamaRequest, ApiError> {
 pub fn generate_request(body: &Value) -> Result<OllamaRequest, ApiError> {
     let f = Fields::new(body_object(body)?, "");
     let model = model_name(&f)?;
-    refuse_unsupported(&f)?;
+    let constraint = crate::structured::ollama_format(&f)?;
     refuse_images(&f)?;
     if f.str("suffix")?.is_some_and(|s| !s.is_empty()) {
         return Err(unsupported(
@@ -206,6 +230,8 @@ pub fn generate_request(body: &Value) -> Result<OllamaRequest, ApiError> {
     let (sampling, max_tokens, stop) = options(&f)?;
     Ok(OllamaRequest {
         load_only: prompt.is_empty(),
+        keep_alive: keep_alive(&f)?,
+        tools: None,
         generation: GenerationRequest {
             model,
             input,
@@ -213,6 +239,7 @@ pub fn generate_request(body: &Value) -> Result<OllamaRequest, ApiError> {
             sampling,
             stop,
             logprobs: None,
+            constraint,
         },
         stream: f.bool("stream")?.unwrap_or(true),
     })
@@ -267,6 +294,9 @@ pub struct ChatMessage {
     pub role: String,
     /// Text (this chunk's, when streaming).
     pub content: String,
+    /// Calls the model made (`{"function": {"name", "arguments": {…}}}`), when it made any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<Value>>,
 }
 
 /// One `/api/chat` NDJSON line, or the whole non-streamed response.
@@ -543,7 +573,11 @@ mod tests {
                 "options.num_predict",
             ),
             (json!({"model": "m", "options": []}), "options"),
-            (json!({"model": "m", "format": "json"}), "format"),
+            (json!({"model": "m", "format": "yaml"}), "format"),
+            (
+                json!({"model": "m", "format": {"type": "object", "propertyNames": {}}}),
+                "format.propertyNames",
+            ),
             (json!({"model": "m", "stream": "no"}), "stream"),
         ] {
             let e = chat_request(&body).unwrap_err();
@@ -596,6 +630,7 @@ mod tests {
             message: ChatMessage {
                 role: "assistant".into(),
                 content: String::new(),
+                tool_calls: None,
             },
             done: true,
             done_reason: Some("stop".into()),

@@ -44,10 +44,61 @@ impl From<Usage> for CompletionUsage {
 pub struct AssistantMessage {
     /// Always `assistant`.
     pub role: String,
-    /// Generated text.
+    /// Generated text (`null` when the reply is only tool calls).
     pub content: Option<String>,
     /// Always `null`: no refusal classifier here.
     pub refusal: Option<String>,
+    /// Calls the model made; absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
+}
+
+/// One tool call of an assistant message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// `call_…`, echoed back by the client in the `tool` message.
+    pub id: String,
+    /// Always `function`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The call.
+    pub function: FunctionCall,
+}
+
+/// Name and arguments of a call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FunctionCall {
+    /// Function name.
+    pub name: String,
+    /// Arguments as JSON text.
+    pub arguments: String,
+}
+
+/// One tool call in a streamed `delta`: the first fragment has `id`, `type` and the name,
+/// later ones append to `arguments`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChunkToolCall {
+    /// Which call this fragment belongs to.
+    pub index: usize,
+    /// On the first fragment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `function`, on the first fragment.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Name and/or an arguments fragment.
+    pub function: ChunkFunction,
+}
+
+/// `function` of a [`ChunkToolCall`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChunkFunction {
+    /// On the first fragment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Text to append to the arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<String>,
 }
 
 /// One alternative of a chat token.
@@ -143,6 +194,9 @@ pub struct ChunkDelta {
     /// New text; absent on the closing chunk.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// Tool-call fragments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ChunkToolCall>>,
 }
 
 /// One choice of a `chat.completion.chunk`.

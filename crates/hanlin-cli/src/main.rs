@@ -34,6 +34,20 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Measure prompt and generation speed (tokens/s, GB/s, roofline).
     Bench(cmd::bench::Args),
+    /// Gateway tenants: list, create, show, set, group.
+    Tenants(cmd::admin::TenantsArgs),
+    /// Gateway API keys: list, create (shown once), revoke.
+    Keys(cmd::admin::KeysArgs),
+    /// Gateway prices per model (per 1K tokens).
+    Prices(cmd::admin::PricesArgs),
+    /// Credit a tenant's balance.
+    Topup(cmd::admin::TopupArgs),
+    /// Single-use redemption codes: create, redeem.
+    Codes(cmd::admin::CodesArgs),
+    /// Usage totals per day, model and tenant; statements (JSON, CSV).
+    Usage(cmd::admin::UsageArgs),
+    /// Upstream OpenAI-compatible channels: list, add, rm.
+    Channels(cmd::admin::ChannelsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -56,6 +70,13 @@ fn main() -> std::process::ExitCode {
         Some(Command::Serve(a)) => cmd::serve::run(a),
         Some(Command::Convert(a)) => cmd::convert::run(a),
         Some(Command::Bench(a)) => cmd::bench::run(a),
+        Some(Command::Tenants(a)) => cmd::admin::tenants(a),
+        Some(Command::Keys(a)) => cmd::admin::keys(a),
+        Some(Command::Prices(a)) => cmd::admin::prices(a),
+        Some(Command::Topup(a)) => cmd::admin::topup(a),
+        Some(Command::Codes(a)) => cmd::admin::codes(a),
+        Some(Command::Usage(a)) => cmd::admin::usage(a),
+        Some(Command::Channels(a)) => cmd::admin::channels(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,9 +1,11 @@
 //! Sequences, KV cache, sampler chain and generation loop.
 
+mod constraint;
 mod details;
 mod embed;
 mod error;
 mod local;
+mod manager;
 pub mod rng;
 pub mod sampler;
 mod session;
@@ -11,5 +13,6 @@ pub mod stop;
 
 pub use error::{EngineError, Result};
 pub use local::{LocalBackend, LocalOptions};
+pub use manager::{ManagerOptions, ModelManager, ModelSource};
 pub use sampler::{Sampler, SamplingParams};
 pub use session::{FinishReason, GenerateParams, Output, Session, Timings};

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hanlin_api::{
@@ -20,6 +20,7 @@ use hanlin_models::{BatchRow, KvCache, KvType, Model, Scratch};
 use hanlin_tokenizer::template::{ChatTemplate, RenderRequest, SpecialTokens};
 use hanlin_tokenizer::{StreamDecoder, Tokenizer};
 
+use crate::constraint::{GrammarEnv, Next, SeqGrammar};
 use crate::embed::Encoder;
 use crate::error::{EngineError, Result};
 use crate::sampler::{Sampler, SamplingParams};
@@ -61,6 +62,8 @@ struct Job {
     sampling: SamplingParams,
     stop: Vec<String>,
     logprobs: Option<usize>,
+    /// Compiled output grammar, if the request has one.
+    grammar: Option<SeqGrammar>,
     sink: GenerationSink,
 }
 
@@ -73,6 +76,8 @@ struct ModelSlot {
     tokenizer: Tokenizer,
     template: ChatTemplate,
     n_vocab: usize,
+    /// Built on the first constrained request (a 262k-token trie is not free).
+    grammar_env: OnceLock<std::result::Result<GrammarEnv, String>>,
     tx: SyncSender<Job>,
     waiting: Arc<AtomicUsize>,
 }
@@ -80,6 +85,7 @@ struct ModelSlot {
 /// Serves local GGUF models from engine threads.
 pub struct LocalBackend {
     models: Vec<ModelSlot>,
+    runtime: String,
     encoders: Vec<Encoder>,
 }
 
@@ -92,6 +98,16 @@ impl std::fmt::Debug for LocalBackend {
             )
             .finish()
     }
+}
+
+/// What besides the build and the weights decides a local model's outputs: the kernel ISA (its
+/// rounding differs) and the KV cache element type. Part of `system_fingerprint`.
+pub(crate) fn runtime_identity(opts: &LocalOptions) -> String {
+    format!(
+        "isa={};kv={:?}",
+        hanlin_kernels::detect().name(),
+        opts.kv_type
+    )
 }
 
 /// Unix seconds now.
@@ -145,6 +161,8 @@ impl LocalBackend {
             let template =
                 ChatTemplate::for_model(source.as_deref(), model.config.arch.name(), special)
                     .map_err(|e| EngineError::Template(e.to_string()))?;
+            // The tokenizer and template hold their own copies now.
+            model.release_vocab_metadata();
             let n_ctx = opts.n_ctx.clamp(16, model.config.context_length.max(16));
             let (tx, rx) = mpsc::sync_channel(opts.queue_depth.max(1));
             let waiting = Arc::new(AtomicUsize::new(0));
@@ -177,11 +195,13 @@ impl LocalBackend {
                 tokenizer,
                 template,
                 n_vocab,
+                grammar_env: OnceLock::new(),
                 tx,
                 waiting,
             });
         }
         Ok(LocalBackend {
+            runtime: runtime_identity(&opts),
             models: slots,
             encoders,
         })
@@ -200,6 +220,18 @@ impl LocalBackend {
             .iter()
             .find(|m| m.card.id == id)
             .ok_or_else(|| BackendError::ModelNotFound(id.to_string()))
+    }
+
+    fn grammar_env(slot: &ModelSlot) -> std::result::Result<&GrammarEnv, BackendError> {
+        slot.grammar_env
+            .get_or_init(|| {
+                let t = std::time::Instant::now();
+                let env = GrammarEnv::new(&slot.tokenizer, slot.n_vocab);
+                tracing::info!(model = %slot.card.id, ms = t.elapsed().as_millis() as u64, "grammar token environment built");
+                env
+            })
+            .as_ref()
+            .map_err(|e| BackendError::Internal(format!("constrained decoding unavailable: {e}")))
     }
 
     fn prompt_tokens(
@@ -267,6 +299,10 @@ impl InferenceBackend for LocalBackend {
             })
     }
 
+    fn runtime_identity(&self) -> String {
+        self.runtime.clone()
+    }
+
     fn stats(&self) -> Option<BackendStats> {
         let mut s = BackendStats::default();
         for m in &self.models {
@@ -316,6 +352,10 @@ impl InferenceBackend for LocalBackend {
             });
         }
         let max_tokens = req.max_tokens.unwrap_or(room);
+        let grammar = match &req.constraint {
+            None => None,
+            Some(c) => Some(Self::grammar_env(slot)?.compile(c)?),
+        };
         let o = &req.sampling;
         let seed = o.seed.unwrap_or_else(|| {
             SystemTime::now()
@@ -344,6 +384,7 @@ impl InferenceBackend for LocalBackend {
             sampling,
             stop: req.stop.clone(),
             logprobs: req.logprobs,
+            grammar,
             sink,
         };
         slot.waiting.fetch_add(1, Ordering::SeqCst);
@@ -383,6 +424,7 @@ struct Active {
     decoder: StreamDecoder,
     stop: StopMatcher,
     text: String,
+    grammar: Option<SeqGrammar>,
 }
 
 struct Slot {
@@ -446,6 +488,9 @@ impl Engine {
             while let Some(free) = self.slots.iter().position(|s| s.active.is_none()) {
                 let idle = self.slots.iter().all(|s| s.active.is_none());
                 let job = if idle {
+                    // Nothing runs while we sleep; say so before sleeping (idle unload and
+                    // /metrics read this).
+                    self.gauges.running.store(0, Ordering::Relaxed);
                     match rx.recv() {
                         Ok(j) => j,
                         Err(_) => return,
@@ -453,8 +498,9 @@ impl Engine {
                 } else {
                     match rx.try_recv() {
                         Ok(j) => j,
-                        Err(TryRecvError::Empty) => break,
-                        Err(TryRecvError::Disconnected) => return,
+                        // Closed while busy (the model is being unloaded): finish the
+                        // running sequences first; the idle `recv` above then ends the thread.
+                        Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                     }
                 };
                 self.gauges.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -489,7 +535,7 @@ impl Engine {
     }
 
     /// Puts a job in the free slot whose cached tokens share the longest prefix with it.
-    fn admit(&mut self, job: Job, first_free: usize) {
+    fn admit(&mut self, mut job: Job, first_free: usize) {
         let lcp = |s: &Slot| {
             s.history
                 .iter()
@@ -511,7 +557,9 @@ impl Engine {
             sampler.accept(t);
         }
         let stop = StopMatcher::new(&job.stop);
+        let grammar = job.grammar.take();
         slot.active = Some(Active {
+            grammar,
             sampler,
             cursor: common,
             cached: common,
@@ -618,8 +666,22 @@ impl Engine {
                 return;
             }
         }
-        let token = a.sampler.sample(logits);
+        let token = a
+            .sampler
+            .sample_masked(logits, a.grammar.as_ref().map(SeqGrammar::mask));
         a.sampler.accept(token);
+        // A grammar that is complete ends the sequence now, without another forward pass.
+        let grammar_done = match a.grammar.as_mut() {
+            Some(g) if !tokenizer.is_eog(token) => match g.commit(token) {
+                Ok(Next::Done) => true,
+                Ok(Next::Sample) => false,
+                Err(e) => {
+                    tracing::warn!(error = %e, token, "grammar rejected a token; stopping");
+                    true
+                }
+            },
+            _ => false,
+        };
         a.generated += 1;
         let logprob = a
             .job
@@ -640,6 +702,12 @@ impl Engine {
             a.decoder.push_into(token, &mut piece);
             if a.stop.push(&piece, &mut a.text) {
                 finish = Some(FinishReason::Stop);
+            } else if grammar_done {
+                finish = Some(FinishReason::Stop);
+                let tail = a.decoder.finish();
+                if !a.stop.push(&tail, &mut a.text) {
+                    a.stop.finish(&mut a.text);
+                }
             } else if a.generated >= a.job.max_tokens || used + 1 >= n_ctx {
                 finish = Some(FinishReason::Length);
                 let tail = a.decoder.finish();

@@ -109,12 +109,33 @@ impl Sampler {
 
     /// Picks the next token from raw logits.
     pub fn sample(&mut self, raw: &[f32]) -> u32 {
+        self.sample_masked(raw, None)
+    }
+
+    /// Picks the next token among those `mask` allows (bit `i % 32` of word `i / 32` set:
+    /// token `i` allowed; tokens past the mask are banned), e.g. under a grammar. Masked
+    /// tokens get `-inf` before penalties and truncation, so the chain runs on the allowed
+    /// set only and greedy picks the best allowed token.
+    pub fn sample_masked(&mut self, raw: &[f32], mask: Option<&[u32]>) -> u32 {
         let n = raw.len().min(self.logits.len());
         self.logits[..n].copy_from_slice(&raw[..n]);
         let p = &self.params;
         for &(id, bias) in &p.logit_bias {
             if let Some(l) = self.logits.get_mut(id as usize) {
                 *l += bias;
+            }
+        }
+        if let Some(mask) = mask {
+            for (w, chunk) in self.logits[..n].chunks_mut(32).enumerate() {
+                let bits = mask.get(w).copied().unwrap_or(0);
+                if bits == u32::MAX {
+                    continue;
+                }
+                for (b, l) in chunk.iter_mut().enumerate() {
+                    if (bits >> b) & 1 == 0 {
+                        *l = f32::NEG_INFINITY;
+                    }
+                }
             }
         }
         let penalize =
@@ -376,6 +397,28 @@ mod tests {
     fn greedy_is_argmax() {
         let mut s = Sampler::new(SamplingParams::greedy(), 8);
         assert_eq!(s.sample(&logits()), 1);
+    }
+
+    #[test]
+    fn mask_limits_every_path_to_allowed_tokens() {
+        // Allowed: 0, 3, 4, 6; the best allowed is 0 (logit 1.0), not the overall best 1.
+        let mask = [0b0101_1001u32];
+        let mut s = Sampler::new(SamplingParams::greedy(), 8);
+        assert_eq!(s.sample_masked(&logits(), Some(&mask)), 0);
+        for (seed, top_p, top_k) in [(1, 1.0, 0), (2, 0.9, 0), (3, 1.0, 3), (4, 0.5, 2)] {
+            let p = SamplingParams {
+                seed,
+                top_p,
+                top_k,
+                temperature: 1.5,
+                ..Default::default()
+            };
+            let mut s = Sampler::new(p, 8);
+            for _ in 0..200 {
+                let t = s.sample_masked(&logits(), Some(&mask));
+                assert!(mask[0] >> t & 1 == 1, "token {t} is masked");
+            }
+        }
     }
 
     #[test]

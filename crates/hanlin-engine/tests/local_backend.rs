@@ -50,6 +50,7 @@ fn request(prompt: &str, max_tokens: usize, temperature: f32, seed: u64) -> Gene
         },
         stop: vec![],
         logprobs: None,
+        constraint: None,
     }
 }
 

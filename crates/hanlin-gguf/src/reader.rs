@@ -255,6 +255,23 @@ impl GgufFile {
         self.bytes.as_slice().len() as u64
     }
 
+    /// Frees metadata arrays of more than `min_len` elements (vocabulary, scores, merges) once
+    /// their consumers have copied what they need: parsed, they cost tens of MB next to a model
+    /// that is otherwise mmap'd. The keys stay, with empty arrays of the same element type.
+    /// Returns how many arrays were released.
+    pub fn release_large_arrays(&mut self, min_len: usize) -> usize {
+        let mut n = 0;
+        for (_, v) in &mut self.metadata {
+            if let Value::Array(_, items) = v {
+                if items.len() > min_len {
+                    *items = Vec::new();
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
     /// All metadata in file order.
     pub fn metadata(&self) -> &[(String, Value)] {
         &self.metadata

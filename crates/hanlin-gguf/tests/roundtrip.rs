@@ -415,3 +415,22 @@ fn writer_rejects_bad_tensors() {
         2
     );
 }
+
+#[test]
+fn releasing_large_arrays_keeps_everything_else() {
+    let mut w = GgufWriter::new();
+    let big: Vec<Value> = (0..5000)
+        .map(|i| Value::String(format!("tok{i}")))
+        .collect();
+    let small: Vec<Value> = (0..10).map(Value::I32).collect();
+    w.set("vocab", Value::Array(ValueType::String, big))
+        .set("small", Value::Array(ValueType::I32, small.clone()))
+        .set("name", Value::String("m".into()));
+    let mut f = GgufFile::from_bytes(w.to_bytes().unwrap()).unwrap();
+    assert_eq!(f.get_array("vocab").unwrap().unwrap().len(), 5000);
+    assert_eq!(f.release_large_arrays(1024), 1);
+    assert!(matches!(f.get("vocab"), Some(Value::Array(ValueType::String, v)) if v.is_empty()));
+    assert_eq!(f.get_array("small").unwrap().unwrap(), small.as_slice());
+    assert_eq!(f.get_str("name").unwrap(), Some("m"));
+    assert_eq!(f.release_large_arrays(1024), 0);
+}

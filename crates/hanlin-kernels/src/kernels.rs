@@ -96,7 +96,10 @@ impl Kernels {
             Isa::Avx512Vnni => {
                 // SAFETY: `is_available` just confirmed AVX2, FMA, F16C, AVX-512 F/BW/VL and
                 // AVX512_VNNI.
-                unsafe { crate::arch::x86_64::avx512vnni::install(&mut table) };
+                unsafe {
+                    crate::arch::x86_64::avx512vnni::install(&mut table);
+                    crate::arch::x86_64::gemm512::install(&mut table);
+                }
             }
             #[cfg(not(target_arch = "x86_64"))]
             Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni => {

@@ -8,6 +8,10 @@
 //!   adds AVX-VNNI, Avx512Vnni AVX-512 F/BW/VL + AVX512_VNNI (both run the same 256-bit VNNI
 //!   kernels for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K and AVX2 for the rest); everything
 //!   else runs the portable scalar kernels.
+//!   On Avx512Vnni, batched mat-muls (4+ tokens) of Q4_0/Q5_0/Q8_0 run a 512-bit 4 × 4
+//!   register-blocked GEMM over activations packed once per call (`arch/x86_64/gemm512.rs`).
+//! - [`Kernels::attn_scores_f16`] / [`Kernels::attn_values_f16`]: attention over an f16 KV
+//!   cache for up to [`ATTN_GROUP`] queries at once, each key and value row read once per group.
 //! - [`ThreadPool`]: persistent workers, spin-then-park, no allocation per job.
 //!
 //! Every kernel is tested against the scalar oracle in `hanlin-quant`. Quantized dots are exact
@@ -22,6 +26,7 @@
 //! VNNI kernels assume quantized activations never hold -128.
 
 mod arch;
+mod attn;
 mod error;
 mod isa;
 mod kernels;
@@ -30,6 +35,7 @@ mod matmul;
 mod pool;
 mod table;
 
+pub use attn::ATTN_GROUP;
 pub use error::KernelError;
 pub use hanlin_gguf::GgmlType;
 pub use isa::{detect, Isa, ISA_ENV};

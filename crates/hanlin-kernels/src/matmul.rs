@@ -2,8 +2,8 @@
 //!
 //! Rows are cut into chunks handed out dynamically, so a thread slowed by another process does
 //! not hold everyone back. Every output element is one dot product computed the same way
-//! whatever the thread count or batch size (the 1×4 and 1×8 tiles are bit-identical to the
-//! 1×1 kernels), so results are deterministic.
+//! whatever the thread count or batch size (the 1×4 and 1×8 tiles and the packed-activation
+//! GEMMs are bit-identical to the 1×1 kernels), so results are deterministic.
 
 use crate::error::KernelError;
 use crate::kernels::{checked_row_bytes, expect_len, mul, Kernels};
@@ -83,6 +83,25 @@ unsafe impl Send for OutPtr {}
 // SAFETY: as above.
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// Pointer `i` elements in (a method, so closures capture the whole Sync wrapper).
+    fn at(self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
+    }
+}
+
+/// Fewest tokens for which a mat-mul packs its activations for the weight type's GEMM.
+#[cfg(target_arch = "x86_64")]
+const GEMM_MIN_TOKENS: usize = 4;
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// Packed activations of the GEMM this thread is running; grown on demand, never shrunk,
+    /// so steady-state mat-muls allocate nothing.
+    static PACKED: std::cell::RefCell<Vec<crate::table::Line>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Below this many weight bytes × tokens a product runs on the calling thread: waking workers
 /// costs a few microseconds, more than such a product takes.
 const MIN_PARALLEL_BYTES: usize = 48 * 1024;
@@ -135,6 +154,12 @@ impl Kernels {
         if w.rows == 0 || n_tokens == 0 {
             return Ok(());
         }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(g) = e.gemm.filter(|_| n_tokens >= GEMM_MIN_TOKENS) {
+            if run_gemm(pool, w, g, act, n_tokens, out) {
+                return Ok(());
+            }
+        }
         let job = Job {
             e,
             w,
@@ -160,6 +185,64 @@ impl Kernels {
         });
         Ok(())
     }
+}
+
+/// Packs `act` into this thread's buffer and runs GEMM `g` over row chunks; `false` (nothing
+/// written) if the buffer is already in use by an outer call on this thread.
+#[cfg(target_arch = "x86_64")]
+fn run_gemm(
+    pool: &ThreadPool,
+    w: &WeightMatrix<'_>,
+    g: crate::table::Gemm,
+    act: &[u8],
+    n_tokens: usize,
+    out: &mut [f32],
+) -> bool {
+    use crate::arch::x86_64::gemm512::lines_per_token;
+    use crate::table::Line;
+    PACKED.with(|cell| {
+        let Ok(mut buf) = cell.try_borrow_mut() else {
+            return false;
+        };
+        let lines = lines_per_token(w.cols) * n_tokens;
+        if buf.len() < lines {
+            buf.resize(lines, Line::ZERO);
+        }
+        let packed = &mut buf[..lines];
+        // SAFETY: the table holding `g` was built for an ISA this CPU supports; `act` holds
+        // `n_tokens` rows of `w.cols` values (validated by `matmul`) and `packed` the lines.
+        unsafe { (g.pack)(w.cols, act, n_tokens, packed) };
+        let packed = &*packed;
+        let out_ptr = OutPtr(out.as_mut_ptr());
+        let rb = w.row_bytes;
+        let run = |r0: usize, r1: usize| {
+            // SAFETY: as above for the kernels; rows r0..r1 of every token are written by
+            // this chunk alone, and `out` holds `n_tokens * w.rows` floats.
+            unsafe {
+                (g.run)(
+                    w.cols,
+                    &w.data[r0 * rb..r1 * rb],
+                    r1 - r0,
+                    packed,
+                    n_tokens,
+                    out_ptr.at(r0),
+                    w.rows,
+                )
+            }
+        };
+        if w.data.len().saturating_mul(n_tokens) < MIN_PARALLEL_BYTES {
+            run(0, w.rows);
+            return true;
+        }
+        // Whole 4-row tiles per chunk.
+        let chunk = chunk_rows(w.rows, n_tokens, pool.threads()).next_multiple_of(4);
+        let n_chunks = w.rows.div_ceil(chunk);
+        pool.for_each_index(n_chunks, |c| {
+            let r0 = c * chunk;
+            run(r0, (r0 + chunk).min(w.rows));
+        });
+        true
+    })
 }
 
 /// Everything one chunk needs, validated.

@@ -7,6 +7,9 @@
 
 use hanlin_gguf::GgmlType;
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) use crate::arch::x86_64::gemm512::Line;
+
 /// Weight row · activation row over `n` elements.
 pub(crate) type DotFn = unsafe fn(n: usize, w: &[u8], a: &[u8]) -> f32;
 
@@ -15,6 +18,33 @@ pub(crate) type Dot4Fn = unsafe fn(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4
 
 /// One weight row against eight activation rows (for ISAs with registers to spare).
 pub(crate) type Dot8Fn = unsafe fn(n: usize, w: &[u8], a: [&[u8]; 8]) -> [f32; 8];
+
+/// Packs `n` activation rows of `cols` values for a [`GemmFn`] (see `arch::x86_64::gemm512`).
+#[cfg(target_arch = "x86_64")]
+pub(crate) type PackFn = unsafe fn(cols: usize, act: &[u8], n: usize, dst: &mut [Line]);
+
+/// `n_rows` weight rows × `n_tokens` packed activation rows, written to
+/// `out[t * stride + r]`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) type GemmFn = unsafe fn(
+    cols: usize,
+    w: &[u8],
+    n_rows: usize,
+    a: &[Line],
+    n_tokens: usize,
+    out: *mut f32,
+    stride: usize,
+);
+
+/// A register-blocked GEMM over activations packed once per mat-mul.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(crate) struct Gemm {
+    /// Packs the quantized activations.
+    pub pack: PackFn,
+    /// Multiplies packed activations by weight rows.
+    pub run: GemmFn,
+}
 
 /// f32 row → activation format; `src.len()` is a whole number of blocks.
 pub(crate) type QuantizeFn = unsafe fn(src: &[f32], dst: &mut [u8]);
@@ -30,6 +60,9 @@ pub(crate) struct DotEntry {
     pub dot4: Option<Dot4Fn>,
     /// The 1×8 tile, tried before the 1×4 one.
     pub dot8: Option<Dot8Fn>,
+    /// Register-blocked GEMM for batches, bit-identical to `dot`; tried before the tiles.
+    #[cfg(target_arch = "x86_64")]
+    pub gemm: Option<Gemm>,
 }
 
 /// Largest ggml type id plus one.
@@ -78,6 +111,10 @@ impl Table {
             e.dot = dot;
             e.dot4 = dot4;
             e.dot8 = None;
+            #[cfg(target_arch = "x86_64")]
+            {
+                e.gemm = None;
+            }
         }
     }
 
@@ -86,6 +123,14 @@ impl Table {
     pub(crate) fn set_tile8(&mut self, ty: GgmlType, dot8: Dot8Fn) {
         if let Some(Some(e)) = self.dots.get_mut(ty.id() as usize) {
             e.dot8 = Some(dot8);
+        }
+    }
+
+    /// Sets the GEMM of an existing entry (call after [`Table::set_kernels`]).
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn set_gemm(&mut self, ty: GgmlType, g: Gemm) {
+        if let Some(Some(e)) = self.dots.get_mut(ty.id() as usize) {
+            e.gemm = Some(g);
         }
     }
 

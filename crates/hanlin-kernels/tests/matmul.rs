@@ -92,6 +92,16 @@ fn long_rows() {
                 4096 + 32
             };
             check(&k, &pool, ty, 13, cols, 6);
+            // An even number of blocks (no padding pair in the 512-bit GEMM), whole 4 × 4
+            // tiles, Gemma-3-270M's width.
+            check(
+                &k,
+                &pool,
+                ty,
+                16,
+                if ty.block_size() == 256 { 1024 } else { 640 },
+                8,
+            );
         }
     }
 }

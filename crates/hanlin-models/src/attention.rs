@@ -1,7 +1,12 @@
 //! Attention over the KV cache for a batch of rows, split over the thread pool by
-//! (row, head): each item reads its own sequence's cache and writes its own output slice.
+//! (group of rows, head): a group is up to [`ATTN_GROUP`] consecutive rows of one sequence at
+//! consecutive positions (a prefill chunk), whose queries share every key and value row read
+//! from an f16 cache. Each item reads its own sequence's cache and writes its own output
+//! slices; results are bit-identical to attending row by row.
 
-use hanlin_kernels::ThreadPool;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hanlin_kernels::{Kernels, ThreadPool, ATTN_GROUP};
 
 use crate::kv::KvCache;
 use crate::model::BatchRow;
@@ -14,15 +19,17 @@ pub(crate) struct AttnBufs {
     qh: Vec<f32>,
     qq: Vec<u8>,
     vrow: Vec<f32>,
+    o: Vec<f32>,
 }
 
 impl AttnBufs {
     pub(crate) fn new(head_dim: usize, span: usize) -> Self {
         AttnBufs {
-            scores: Vec::with_capacity(span),
+            scores: Vec::with_capacity(span * ATTN_GROUP),
             qh: vec![0.0; head_dim],
-            qq: Vec::with_capacity(head_dim * 2 + 34),
+            qq: Vec::with_capacity((head_dim * 2 + 34) * ATTN_GROUP),
             vrow: vec![0.0; head_dim.max(1) * 4],
+            o: vec![0.0; head_dim.max(1) * ATTN_GROUP],
         }
     }
 }
@@ -80,13 +87,16 @@ pub(crate) fn attend(
     out: &mut [f32],
     bufs: &mut [AttnBufs],
 ) {
-    let items = rows.len() * a.n_head;
+    let n_chunks = rows.len().div_ceil(ATTN_GROUP);
+    let items = n_chunks * a.n_head;
     let (q_dim, o_dim) = (a.n_head * a.head_k, a.n_head * a.head_v);
     debug_assert!(out.len() >= rows.len() * o_dim && q.len() >= rows.len() * q_dim);
-    let group = a.n_head / a.n_head_kv;
     let out_ptr = OutPtr(out.as_mut_ptr());
     let buf_ptr = BufPtr(bufs.as_mut_ptr());
     let n_bufs = bufs.len();
+    // Handed out dynamically: later prefill rows see more keys, and a thread slowed by another
+    // process should not hold the others back.
+    let next = AtomicUsize::new(0);
     pool.run(|tid, nth| {
         let workers = nth.min(n_bufs);
         if tid >= workers {
@@ -94,36 +104,146 @@ pub(crate) fn attend(
         }
         // SAFETY: tid < n_bufs and each worker index is used by one thread (see BufPtr).
         let buf = unsafe { &mut *buf_ptr.at(tid) };
-        let mut item = tid;
-        while item < items {
-            let (t, h) = (item / a.n_head, item % a.n_head);
-            let (p, kv) = (rows[t].pos, &*kvs[rows[t].seq]);
-            let lo = a.window.map_or(0, |w| (p + 1).saturating_sub(w));
-            let span = p + 1 - lo;
-            let kvh = h / group;
-            let qh = &q[t * q_dim + h * a.head_k..t * q_dim + (h + 1) * a.head_k];
-            kv.prepare_query(qh, &mut buf.qh, &mut buf.qq);
-            buf.scores.clear();
-            buf.scores.extend(
-                (lo..=p).map(|j| kv.score(a.layer, j, kvh, &buf.qh, &buf.qq) * a.score_scale),
-            );
-            ops::softmax(&mut buf.scores[..span]);
-            // SAFETY: the slice for (t, h) lies inside `out` and no other item writes it.
-            let o = unsafe {
-                std::slice::from_raw_parts_mut(out_ptr.at(t * o_dim + h * a.head_v), a.head_v)
-            };
-            o.iter_mut().for_each(|v| *v = 0.0);
-            for (j, &pj) in buf.scores[..span].iter().enumerate() {
-                // ggml converts probabilities to f16 for the f16 V product.
-                let pj = ops::round_f16(pj);
-                if pj != 0.0 {
-                    if buf.vrow.len() < a.head_v {
-                        buf.vrow.resize(a.head_v, 0.0);
-                    }
-                    kv.add_value(a.layer, lo + j, kvh, pj, o, &mut buf.vrow);
-                }
+        loop {
+            let item = next.fetch_add(1, Ordering::Relaxed);
+            if item >= items {
+                break;
             }
-            item += workers;
+            let (c, h) = (item / a.n_head, item % a.n_head);
+            let end = ((c + 1) * ATTN_GROUP).min(rows.len());
+            let mut t0 = c * ATTN_GROUP;
+            while t0 < end {
+                // A run: same sequence, consecutive positions.
+                let mut t1 = t0 + 1;
+                while t1 < end
+                    && rows[t1].seq == rows[t0].seq
+                    && rows[t1].pos == rows[t1 - 1].pos + 1
+                {
+                    t1 += 1;
+                }
+                let kv = &*kvs[rows[t0].seq];
+                if !attend_group(a, &rows[t0..t1], t0, h, kv, q, out_ptr, buf) {
+                    for (i, r) in rows[t0..t1].iter().enumerate() {
+                        attend_row(a, r.pos, t0 + i, h, kv, q, out_ptr, buf);
+                    }
+                }
+                t0 = t1;
+            }
         }
     });
+}
+
+/// First key position row `pos` sees.
+fn first_key(a: &AttnShape, pos: usize) -> usize {
+    a.window.map_or(0, |w| (pos + 1).saturating_sub(w))
+}
+
+/// Rows `t0..t0 + run.len()` (consecutive positions of one sequence), head `h`, through the
+/// grouped f16 kernels; `false` (nothing written) when the cache is not f16.
+#[allow(clippy::too_many_arguments)]
+fn attend_group(
+    a: &AttnShape,
+    run: &[BatchRow],
+    t0: usize,
+    h: usize,
+    kv: &KvCache,
+    q: &[f32],
+    out: OutPtr,
+    buf: &mut AttnBufs,
+) -> bool {
+    let (hk, hv) = (a.head_k, a.head_v);
+    let (q_dim, o_dim) = (a.n_head * hk, a.n_head * hv);
+    let kvh = h / (a.n_head / a.n_head_kv);
+    let (Some(first), Some(last)) = (run.first(), run.last()) else {
+        return true;
+    };
+    let lo = first_key(a, first.pos);
+    let span = last.pos + 1 - lo;
+    let (Some((keys, ks)), Some((vals, vs))) = (
+        kv.f16_keys(a.layer, lo, kvh),
+        kv.f16_values(a.layer, lo, kvh),
+    ) else {
+        return false;
+    };
+    let ng = run.len();
+    // ggml converts the query to f16 to dot it with an f16 key cache.
+    buf.qq.clear();
+    for t in t0..t0 + ng {
+        let qh = &q[t * q_dim + h * hk..t * q_dim + (h + 1) * hk];
+        buf.qq.extend(
+            qh.iter()
+                .flat_map(|&x| half::f16::from_f32(x).to_le_bytes()),
+        );
+    }
+    buf.scores.resize(ng * span, 0.0);
+    let k = Kernels::detected();
+    let scores = &mut buf.scores[..ng * span];
+    if k.attn_scores_f16(keys, ks, span, hk, &buf.qq, scores)
+        .is_err()
+    {
+        return false;
+    }
+    for (r, sc) in run.iter().zip(scores.chunks_mut(span)) {
+        let (l, e) = (first_key(a, r.pos) - lo, r.pos + 1 - lo);
+        let own = &mut sc[l..e];
+        own.iter_mut().for_each(|v| *v *= a.score_scale);
+        ops::softmax(own);
+        // ggml converts probabilities to f16 for the f16 V product.
+        own.iter_mut().for_each(|v| *v = ops::round_f16(*v));
+        sc[..l].iter_mut().for_each(|v| *v = 0.0);
+        sc[e..].iter_mut().for_each(|v| *v = 0.0);
+    }
+    if buf.o.len() < ng * hv {
+        buf.o.resize(ng * hv, 0.0);
+    }
+    let o = &mut buf.o[..ng * hv];
+    o.iter_mut().for_each(|v| *v = 0.0);
+    if k.attn_values_f16(vals, vs, span, hv, scores, o).is_err() {
+        return false;
+    }
+    for (i, src) in o.chunks(hv).enumerate() {
+        let t = t0 + i;
+        // SAFETY: the slice for (t, h) lies inside `out` and no other item writes it.
+        let dst = unsafe { std::slice::from_raw_parts_mut(out.at(t * o_dim + h * hv), hv) };
+        dst.copy_from_slice(src);
+    }
+    true
+}
+
+/// One row at position `pos`, head `h`, one key at a time (any cache type).
+#[allow(clippy::too_many_arguments)]
+fn attend_row(
+    a: &AttnShape,
+    p: usize,
+    t: usize,
+    h: usize,
+    kv: &KvCache,
+    q: &[f32],
+    out_ptr: OutPtr,
+    buf: &mut AttnBufs,
+) {
+    let (q_dim, o_dim) = (a.n_head * a.head_k, a.n_head * a.head_v);
+    let lo = first_key(a, p);
+    let span = p + 1 - lo;
+    let kvh = h / (a.n_head / a.n_head_kv);
+    let qh = &q[t * q_dim + h * a.head_k..t * q_dim + (h + 1) * a.head_k];
+    kv.prepare_query(qh, &mut buf.qh, &mut buf.qq);
+    buf.scores.clear();
+    buf.scores
+        .extend((lo..=p).map(|j| kv.score(a.layer, j, kvh, &buf.qh, &buf.qq) * a.score_scale));
+    ops::softmax(&mut buf.scores[..span]);
+    // SAFETY: the slice for (t, h) lies inside `out` and no other item writes it.
+    let o =
+        unsafe { std::slice::from_raw_parts_mut(out_ptr.at(t * o_dim + h * a.head_v), a.head_v) };
+    o.iter_mut().for_each(|v| *v = 0.0);
+    for (j, &pj) in buf.scores[..span].iter().enumerate() {
+        // ggml converts probabilities to f16 for the f16 V product.
+        let pj = ops::round_f16(pj);
+        if pj != 0.0 {
+            if buf.vrow.len() < a.head_v {
+                buf.vrow.resize(a.head_v, 0.0);
+            }
+            kv.add_value(a.layer, lo + j, kvh, pj, o, &mut buf.vrow);
+        }
+    }
 }

@@ -69,7 +69,7 @@ pub enum RopeScaling {
         beta_fast: f32,
         /// Ramp bounds.
         beta_slow: f32,
-        /// Attention factor override (0 = derived).
+        /// `rope.scaling.attn_factor`: extra magnitude on cos/sin (1 when absent).
         attn_factor: f32,
     },
     /// Llama 3.x per-frequency factors (from the `rope_freqs.weight` tensor).
@@ -135,6 +135,41 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// RoPE scaling of a layer with RoPE base `base`, as llama.cpp derives it: sliding-window
+    /// layers of iSWA models (Gemma 3) are never scaled; YaRN's magnitude is
+    /// `1 + 0.1·ln(factor)` times `rope.scaling.attn_factor`.
+    pub fn rope_scale(&self, base: f32, swa: bool) -> crate::ops::RopeScale {
+        use crate::ops::RopeScale;
+        let global = !(swa && self.arch == Arch::Gemma3);
+        match self.rope_scaling {
+            RopeScaling::Linear { factor } if global => RopeScale::linear(1.0 / factor),
+            RopeScaling::Yarn {
+                factor,
+                orig_ctx,
+                beta_fast,
+                beta_slow,
+                attn_factor,
+            } => {
+                let freq_scale = if global { 1.0 / factor } else { 1.0 };
+                // llama_context: get_mscale(factor) cancelled by 1 / (1 + 0.1·ln factor), the
+                // kernel then multiplies the latter back in; kept in that order for equal floats.
+                let f = 1.0 / (1.0 / factor);
+                let mut mscale = if f <= 1.0 { 1.0 } else { 0.1 * f.ln() + 1.0 };
+                mscale *= 1.0 / (1.0 + 0.1 * f.ln());
+                mscale *= attn_factor;
+                let orig = if orig_ctx == 0 {
+                    self.context_length
+                } else {
+                    orig_ctx
+                };
+                RopeScale::yarn(
+                    self.n_rot, base, freq_scale, orig, beta_fast, beta_slow, mscale,
+                )
+            }
+            _ => RopeScale::NONE,
+        }
+    }
+
     /// Keys/values stored per position per layer.
     pub fn kv_dim_k(&self) -> usize {
         self.n_head_kv * self.head_dim_k
@@ -237,7 +272,7 @@ fn rope_scaling(m: &Meta<'_>) -> Result<RopeScaling> {
                 .unwrap_or(0),
             beta_fast: m.opt_f32("rope.scaling.yarn_beta_fast")?.unwrap_or(32.0),
             beta_slow: m.opt_f32("rope.scaling.yarn_beta_slow")?.unwrap_or(1.0),
-            attn_factor: m.opt_f32("rope.scaling.attn_factor")?.unwrap_or(0.0),
+            attn_factor: m.opt_f32("rope.scaling.attn_factor")?.unwrap_or(1.0),
         },
         Some("llama3") => RopeScaling::Llama3,
         Some(other) => {

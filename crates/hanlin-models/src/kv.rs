@@ -146,6 +146,30 @@ impl KvCache {
         o..o + rb
     }
 
+    /// F16 key rows of head `kvh` in `layer` from position `from` on, and their stride in
+    /// bytes; `None` unless the cache is f16.
+    pub(crate) fn f16_keys(&self, layer: usize, from: usize, kvh: usize) -> Option<(&[u8], usize)> {
+        (self.ty == KvType::F16).then(|| {
+            let rb = self.ty.row_bytes(self.kdim);
+            let o = (layer * self.n_ctx + from) * rb + kvh * self.head_k * 2;
+            (&self.k[o..(layer + 1) * self.n_ctx * rb], rb)
+        })
+    }
+
+    /// F16 value rows of head `kvh` in `layer` from position `from` on, and their stride.
+    pub(crate) fn f16_values(
+        &self,
+        layer: usize,
+        from: usize,
+        kvh: usize,
+    ) -> Option<(&[u8], usize)> {
+        (self.ty == KvType::F16).then(|| {
+            let rb = self.ty.row_bytes(self.vdim);
+            let o = (layer * self.n_ctx + from) * rb + kvh * self.head_v * 2;
+            (&self.v[o..(layer + 1) * self.n_ctx * rb], rb)
+        })
+    }
+
     pub(crate) fn write(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
         let (kr, vr) = (self.k_row(layer, pos), self.v_row(layer, pos));
         let ty = self.ty;

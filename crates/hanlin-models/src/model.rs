@@ -147,12 +147,6 @@ impl Model {
         }
         let output_norm = linear::to_f32(bytes, &weights.output_norm)?;
         let rope_freqs = vec_of(weights.rope_freqs.as_ref())?;
-        if let crate::config::RopeScaling::Yarn { .. } = config.rope_scaling {
-            return Err(ModelError::BadHyperparameter {
-                key: format!("{}.rope.scaling.type", config.arch.name()),
-                why: "YaRN RoPE scaling is not supported yet".into(),
-            });
-        }
         let prescale_q = config.arch == Arch::Gemma3;
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -184,6 +178,13 @@ impl Model {
     /// The underlying GGUF file (for the tokenizer and metadata).
     pub fn gguf(&self) -> &GgufFile {
         &self.file
+    }
+
+    /// Drops the parsed vocabulary arrays from the file's metadata once the tokenizer has been
+    /// built from them; the weights are unaffected.
+    pub fn release_vocab_metadata(&mut self) {
+        let n = self.file.release_large_arrays(1024);
+        tracing::debug!(arrays = n, "released vocabulary metadata");
     }
 
     /// Scratch space for batches of up to `cap` tokens.
@@ -397,16 +398,13 @@ impl Model {
 
             let swa = c.swa_layers[il];
             let base = if swa { c.rope_base_swa } else { c.rope_base };
-            let freq_scale = match c.rope_scaling {
-                crate::config::RopeScaling::Linear { factor } => 1.0 / factor,
-                _ => 1.0,
-            };
+            let scale = c.rope_scale(base, swa);
             for t in 0..n {
-                ops::rope_cache(
+                ops::rope_cache_scaled(
                     rows[t].pos,
                     c.n_rot,
                     base,
-                    freq_scale,
+                    &scale,
                     self.rope_freqs.as_deref(),
                     &mut s.rope,
                 );
@@ -480,10 +478,11 @@ impl Model {
             self.mm(lw.req(Slot::FfnUp), xn, n, &mut s.up[..n * f], &mut s.act)?;
             {
                 let (gate, up) = (&mut s.gate[..n * f], &s.up[..n * f]);
-                match c.activation {
-                    Activation::Silu => ops::swiglu_inplace(gate, up),
-                    Activation::Gelu => ops::geglu_inplace(gate, up),
-                }
+                let f = match c.activation {
+                    Activation::Silu => ops::swiglu_inplace,
+                    Activation::Gelu => ops::geglu_inplace,
+                };
+                linear::glu_rows(&self.pool, gate, up, n, f);
             }
             self.mm(
                 lw.req(Slot::FfnDown),

@@ -29,6 +29,60 @@ pub fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
     }
 }
 
+/// How one layer scales RoPE angles: ggml's `rope_yarn` parameters (plain and linear scaling
+/// are YaRN with `ext_factor` 0).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RopeScale {
+    /// Angles are multiplied by this (1 / scaling factor).
+    pub freq_scale: f32,
+    /// YaRN's extrapolation mix (1 with YaRN, else 0).
+    pub ext_factor: f32,
+    /// Magnitude applied to cos/sin (`attn_factor`).
+    pub mscale: f32,
+    /// Pair indices where YaRN's ramp starts and ends.
+    pub corr_dims: [f32; 2],
+}
+
+impl RopeScale {
+    /// Plain RoPE.
+    pub const NONE: RopeScale = RopeScale::linear(1.0);
+
+    /// Positions divided by `1 / freq_scale`.
+    pub const fn linear(freq_scale: f32) -> Self {
+        RopeScale {
+            freq_scale,
+            ext_factor: 0.0,
+            mscale: 1.0,
+            corr_dims: [0.0, 0.0],
+        }
+    }
+
+    /// YaRN for `n_rot` rotated dims, base `base`, trained on `orig_ctx` positions, as ggml's
+    /// `ggml_rope_yarn_corr_dims` bounds the ramp.
+    pub fn yarn(
+        n_rot: usize,
+        base: f32,
+        freq_scale: f32,
+        orig_ctx: usize,
+        beta_fast: f32,
+        beta_slow: f32,
+        mscale: f32,
+    ) -> Self {
+        let corr_dim = |n_rot_turns: f32| {
+            n_rot as f32 * (orig_ctx as f32 / (n_rot_turns * 2.0 * std::f32::consts::PI)).ln()
+                / (2.0 * base.ln())
+        };
+        let start = corr_dim(beta_fast).floor();
+        let end = corr_dim(beta_slow).ceil();
+        RopeScale {
+            freq_scale,
+            ext_factor: 1.0,
+            mscale,
+            corr_dims: [start.max(0.0), end.min(n_rot as f32 - 1.0)],
+        }
+    }
+}
+
 /// Precomputed cos/sin for one position and one RoPE base, `n_rot/2` pairs.
 ///
 /// `freq_factors` (Llama 3.x `rope_freqs.weight`, one per pair) divide each pair's angle.
@@ -40,13 +94,46 @@ pub fn rope_cache(
     freq_factors: Option<&[f32]>,
     cache: &mut [f32],
 ) {
+    rope_cache_scaled(
+        pos,
+        n_rot,
+        base,
+        &RopeScale::linear(freq_scale),
+        freq_factors,
+        cache,
+    );
+}
+
+/// [`rope_cache`] with YaRN: each pair's angle mixes the interpolated and the extrapolated
+/// angle along a ramp, and cos/sin carry the magnitude correction, in ggml's order of
+/// operations (`rope_yarn` in ggml-cpu `ops.cpp`).
+pub fn rope_cache_scaled(
+    pos: usize,
+    n_rot: usize,
+    base: f32,
+    scale: &RopeScale,
+    freq_factors: Option<&[f32]>,
+    cache: &mut [f32],
+) {
     let theta_scale = base.powf(-2.0 / n_rot as f32);
     let mut theta = pos as f32;
+    let [low, high] = scale.corr_dims;
     for i in 0..n_rot / 2 {
         let ff = freq_factors.and_then(|f| f.get(i)).copied().unwrap_or(1.0);
-        let t = freq_scale * (theta / ff);
-        cache[2 * i] = t.cos();
-        cache[2 * i + 1] = t.sin();
+        let extrap = theta / ff;
+        let interp = scale.freq_scale * extrap;
+        let (t, mscale) = if scale.ext_factor != 0.0 {
+            let y = (i as f32 - low) / (high - low).max(0.001);
+            let ramp_mix = (1.0 - y.clamp(0.0, 1.0)) * scale.ext_factor;
+            (
+                interp * (1.0 - ramp_mix) + extrap * ramp_mix,
+                scale.mscale * (1.0 + 0.1 * (1.0 / scale.freq_scale).ln()),
+            )
+        } else {
+            (interp, scale.mscale)
+        };
+        cache[2 * i] = t.cos() * mscale;
+        cache[2 * i + 1] = t.sin() * mscale;
         theta *= theta_scale;
     }
 }

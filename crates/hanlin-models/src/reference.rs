@@ -5,7 +5,7 @@
 use hanlin_gguf::GgufFile;
 
 use crate::arch::Slot;
-use crate::config::{Activation, ModelConfig, RopeScaling};
+use crate::config::{Activation, ModelConfig};
 use crate::error::Result;
 use crate::linear::to_f32;
 use crate::ops;
@@ -138,17 +138,13 @@ impl ReferenceModel {
             }
             let swa = c.swa_layers[il];
             let base = if swa { c.rope_base_swa } else { c.rope_base };
-            let fs = if let RopeScaling::Linear { factor } = c.rope_scaling {
-                1.0 / factor
-            } else {
-                1.0
-            };
+            let scale = c.rope_scale(base, swa);
             let mut cache = vec![0.0; c.n_rot];
-            ops::rope_cache(
+            ops::rope_cache_scaled(
                 pos,
                 c.n_rot,
                 base,
-                fs,
+                &scale,
                 self.rope_freqs.as_deref(),
                 &mut cache,
             );

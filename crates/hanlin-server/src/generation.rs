@@ -9,6 +9,8 @@ use hanlin_api::{
     Usage,
 };
 
+use hanlin_gateway::meter::{self, RequestMeter};
+
 use crate::error::from_backend;
 use crate::metrics::{InFlight, Metrics};
 use crate::AppState;
@@ -50,6 +52,10 @@ pub struct Generation {
     done: bool,
     metrics: Arc<Metrics>,
     _in_flight: InFlight,
+    /// The gateway's meter for this request, until usage is reported to it (once).
+    meter: Option<Arc<RequestMeter>>,
+    /// Tokens delivered so far: what a stream cut short is billed for.
+    generated: usize,
 }
 
 /// Everything a non-streamed response needs.
@@ -80,6 +86,8 @@ impl Generation {
                 prompt_tokens,
                 cached_tokens,
             })) => Ok(Generation {
+                meter: meter::current().inspect(|m| m.attach()),
+                generated: 0,
                 stream,
                 prompt_tokens,
                 cached_tokens,
@@ -111,6 +119,7 @@ impl Generation {
         let ev = self.stream.events.recv().await;
         match ev {
             Some(Ok(GenerationEvent::Delta { text, logprob })) => {
+                self.generated += 1;
                 if !self.first_token {
                     self.first_token = true;
                     self.metrics.observe_ttft(self.t_request.elapsed());
@@ -128,6 +137,16 @@ impl Generation {
                     usage.cached_tokens,
                     usage.completion_tokens,
                 );
+                // The ledger row is written before the last chunk (or the JSON body) goes out.
+                if let Some(m) = self.meter.take() {
+                    m.finish(
+                        usage.prompt_tokens,
+                        usage.cached_tokens,
+                        usage.completion_tokens,
+                        200,
+                    )
+                    .await;
+                }
                 Some(Ok(Step::Finished {
                     reason: finish_reason,
                     usage,
@@ -140,13 +159,28 @@ impl Generation {
             }
             Some(Err(e)) => {
                 self.done = true;
+                self.finish_partial(500).await;
                 Some(Err(from_backend(e)))
             }
             None => {
                 self.done = true;
                 tracing::error!("backend closed the stream without Finished");
+                self.finish_partial(500).await;
                 Some(Err(ApiError::internal()))
             }
+        }
+    }
+
+    /// Reports what was generated so far when generation ends without `Finished`.
+    async fn finish_partial(&mut self, status: u16) {
+        if let Some(m) = self.meter.take() {
+            m.finish(
+                self.prompt_tokens,
+                self.cached_tokens,
+                self.generated,
+                status,
+            )
+            .await;
         }
     }
 
@@ -172,6 +206,16 @@ impl Generation {
         }
         tracing::error!("generation ended without Finished");
         Err(ApiError::internal())
+    }
+}
+
+impl Drop for Generation {
+    /// A stream the client abandoned (or a handler that gave up early) is billed for the tokens
+    /// it was sent; 499 marks it in the ledger.
+    fn drop(&mut self) {
+        if let Some(m) = self.meter.take() {
+            m.finish_in_background(self.prompt_tokens, self.cached_tokens, self.generated, 499);
+        }
     }
 }
 

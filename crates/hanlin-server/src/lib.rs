@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hanlin_api::{ApiError, InferenceBackend};
+use hanlin_gateway::Gateway;
 
 use crate::error::{OllamaError, OpenAiError};
 use crate::metrics::Metrics;
@@ -52,6 +53,7 @@ struct Inner {
     config: ServerConfig,
     metrics: Arc<Metrics>,
     fingerprint: String,
+    gateway: Option<Gateway>,
 }
 
 /// What every handler shares; cheap to clone.
@@ -67,7 +69,26 @@ impl AppState {
             config,
             metrics: Arc::default(),
             fingerprint,
+            gateway: None,
         }))
+    }
+
+    /// The same state with the multi-tenant gateway in front of `/v1` and `/api` (it replaces
+    /// the single `--api-key`) and its admin API mounted at `/admin/v1`.
+    pub fn with_gateway(self, gateway: Gateway) -> Self {
+        let i = &self.0;
+        AppState(Arc::new(Inner {
+            backend: i.backend.clone(),
+            config: i.config.clone(),
+            metrics: i.metrics.clone(),
+            fingerprint: i.fingerprint.clone(),
+            gateway: Some(gateway),
+        }))
+    }
+
+    /// The gateway, when one is configured.
+    pub fn gateway(&self) -> Option<&Gateway> {
+        self.0.gateway.as_ref()
     }
 
     /// The backend.
@@ -95,26 +116,68 @@ impl AppState {
         self.0.metrics.clone()
     }
 
-    /// `system_fingerprint`: changes when the server version or the served models change.
+    /// `system_fingerprint`: changes when the build, a served model or the kernel ISA changes.
     pub fn fingerprint(&self) -> &str {
         &self.0.fingerprint
     }
 }
 
-/// FNV-1a over the version and model ids; stable across runs of the same configuration.
+/// FNV-1a over everything that could change outputs: this build (the executable's bytes), each
+/// served model's id and content digest (size and quantization where no digest is known), and
+/// the backend's runtime identity (kernel ISA). Stable across restarts of the same build on the
+/// same machine with the same models; different as soon as any of those differ.
 fn fingerprint(backend: &dyn InferenceBackend) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |s: &str| {
-        for b in s.bytes().chain([0]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    eat(env!("CARGO_PKG_VERSION"));
+    let mut h = Fnv::default();
+    h.eat(env!("CARGO_PKG_VERSION").as_bytes());
+    h.eat(&build_id().to_le_bytes());
     for m in backend.models() {
-        eat(&m.id);
+        h.eat(m.id.as_bytes());
+        if let Some(d) = backend.model_details(&m.id) {
+            h.eat(d.digest.as_bytes());
+            h.eat(d.quantization_level.as_bytes());
+            h.eat(&d.size_bytes.to_le_bytes());
+        }
     }
-    format!("fp_{:010x}", h & 0xff_ffff_ffff)
+    h.eat(backend.runtime_identity().as_bytes());
+    format!("fp_{:010x}", h.0 & 0xff_ffff_ffff)
+}
+
+/// 64-bit FNV-1a; each `eat` ends with a separator byte so that fields cannot run together.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn eat(&mut self, bytes: &[u8]) {
+        for &b in bytes.iter().chain([&0xff]) {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// A hash of the running executable, so that any rebuild (compiler, flags, code) changes the
+/// fingerprint; read once per process. Word-at-a-time, as the binary is tens of megabytes.
+fn build_id() -> u64 {
+    static ID: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ID.get_or_init(|| {
+        let bytes = std::env::current_exe()
+            .and_then(std::fs::read)
+            .unwrap_or_default();
+        let mut h: u64 = 0x9e37_79b9_7f4a_7c15 ^ bytes.len() as u64;
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            h = (h ^ u64::from_le_bytes(w))
+                .wrapping_mul(0x0100_0000_01b3)
+                .rotate_left(29);
+        }
+        h
+    })
 }
 
 /// The whole application.
@@ -127,11 +190,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::retrieve))
         .route("/v1/tokenize", post(models::tokenize))
-        .route("/v1/detokenize", post(models::detokenize))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_openai,
-        ));
+        .route("/v1/detokenize", post(models::detokenize));
     let api = Router::new()
         .route("/api/chat", post(ollama::chat))
         .route("/api/generate", post(ollama::generate))
@@ -139,14 +198,34 @@ pub fn router(state: AppState) -> Router {
         .route("/api/tags", get(ollama::tags))
         .route("/api/show", post(ollama::show))
         .route("/api/ps", get(ollama::ps))
-        .route("/api/version", get(ollama::version))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_ollama,
-        ));
+        .route("/api/version", get(ollama::version));
+    // With a gateway, it authenticates, limits and meters; without, the optional single key.
+    let (v1, api, admin) = match state.gateway() {
+        Some(gw) => {
+            let layer =
+                || middleware::from_fn_with_state(gw.clone(), hanlin_gateway::layer::require);
+            (
+                v1.route_layer(layer()),
+                api.route_layer(layer()),
+                hanlin_gateway::admin::router(gw.clone()),
+            )
+        }
+        None => (
+            v1.route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_openai,
+            )),
+            api.route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_ollama,
+            )),
+            Router::new(),
+        ),
+    };
     Router::new()
         .merge(v1)
         .merge(api)
+        .merge(admin)
         .route("/health", get(health))
         .route("/metrics", get(metrics::metrics))
         .route_layer(middleware::from_fn_with_state(

@@ -14,7 +14,8 @@ use hanlin_api::ollama::{
     self, rfc3339, ChatMessage, ChatResponse, Details, EmbedResponse, GenerateResponse, PsResponse,
     RunningModel, ShowResponse, TagModel, TagsResponse, Timings, VersionResponse,
 };
-use hanlin_api::{ApiError, ModelCard, ModelDetails, PromptInput, Usage};
+use hanlin_api::tools::{ollama_tool_calls, parse_tool_calls, prepare_chat, ToolStream};
+use hanlin_api::{ApiError, KeepAlive, ModelCard, ModelDetails, PromptInput, Usage};
 use serde_json::{Map, Value};
 
 use crate::body::OllamaJson;
@@ -54,6 +55,16 @@ enum Shape {
 }
 
 fn line(shape: Shape, model: &str, text: String, done: Option<(&str, Timings)>) -> Value {
+    line_with_calls(shape, model, text, None, done)
+}
+
+fn line_with_calls(
+    shape: Shape,
+    model: &str,
+    text: String,
+    tool_calls: Option<Vec<Value>>,
+    done: Option<(&str, Timings)>,
+) -> Value {
     let created_at = now_rfc3339();
     let (done_reason, timings) = match done {
         Some((r, t)) => (Some(r.to_string()), Some(t)),
@@ -66,6 +77,7 @@ fn line(shape: Shape, model: &str, text: String, done: Option<(&str, Timings)>) 
             message: ChatMessage {
                 role: "assistant".into(),
                 content: text,
+                tool_calls,
             },
             done: done_reason.is_some(),
             done_reason,
@@ -92,37 +104,103 @@ async fn respond(
 ) -> Result<Response, OllamaError> {
     let model = req.generation.model.clone();
     if req.load_only {
-        // Ollama's "load the model" call: nothing to generate, answer at once.
+        // Ollama's "load the model" call (or, with keep_alive 0, "unload it"): nothing to
+        // generate; answer once the model is in (or out of) memory.
         find_model(&state, &model)?;
+        let reason = match req.keep_alive {
+            Some(KeepAlive::For(d)) if d.is_zero() => {
+                state.backend().unload(&model).map_err(from_backend)?;
+                "unload"
+            }
+            keep_alive => {
+                let job = state
+                    .backend()
+                    .load(&model, keep_alive)
+                    .map_err(from_backend)?;
+                job.await
+                    .map_err(|_| ApiError::internal())?
+                    .map_err(from_backend)?;
+                "load"
+            }
+        };
         let v = line(
             shape,
             &model,
             String::new(),
-            Some(("load", Timings::default())),
+            Some((reason, Timings::default())),
         );
         return Ok(Json(v).into_response());
     }
-    let mut gen = Generation::start(&state, req.generation, t_request).await?;
+    if let Some(keep_alive) = req.keep_alive {
+        state.backend().set_keep_alive(&model, keep_alive);
+    }
+    let mut generation = req.generation;
+    let format = crate::openai::chat::tool_format(&state, &model);
+    if matches!(shape, Shape::Chat) {
+        prepare_chat(&mut generation, req.tools.as_ref(), format);
+    }
+    let with_tools = req.tools.is_some();
+    let mut gen = Generation::start(&state, generation, t_request).await?;
     if !req.stream {
         let c = gen.collect().await?;
         let t = timings(&gen, &c.usage);
-        let v = line(shape, &model, c.text, Some((c.reason.as_str(), t)));
+        let (content, calls) = if with_tools {
+            parse_tool_calls(format, &c.text)
+        } else {
+            (Some(c.text), Vec::new())
+        };
+        let calls = (!calls.is_empty()).then(|| ollama_tool_calls(&calls));
+        let v = line_with_calls(
+            shape,
+            &model,
+            content.unwrap_or_default(),
+            calls,
+            Some((c.reason.as_str(), t)),
+        );
         return Ok(Json(v).into_response());
     }
-    let lines = stream::unfold(Some(gen), move |gen| {
+    // With tools, text that may be a call is held back; calls go out on one line before the end.
+    let tools = with_tools.then(|| ToolStream::new(format));
+    let lines = stream::unfold(Some((gen, tools)), move |state| {
         let model = model.clone();
         async move {
-            let mut gen = gen?;
+            let (mut gen, mut tools) = state?;
             loop {
                 let v = match gen.next().await? {
                     Ok(Step::Delta { text, .. }) if text.is_empty() => continue,
                     Ok(Step::Delta { text, .. }) => {
+                        let text = match tools.as_mut() {
+                            None => text,
+                            Some(t) => match t.push(&text) {
+                                Some(text) => text,
+                                None => continue,
+                            },
+                        };
                         let v = line(shape, &model, text, None);
-                        return Some((ndjson(&v), Some(gen)));
+                        return Some((ndjson(&v), Some((gen, tools))));
                     }
                     Ok(Step::Finished { reason, usage }) => {
                         let t = timings(&gen, &usage);
-                        line(shape, &model, String::new(), Some((reason.as_str(), t)))
+                        let mut out = String::new();
+                        if let Some(ts) = tools.take() {
+                            let (content, calls) = ts.finish();
+                            if content.is_some() || !calls.is_empty() {
+                                let calls = (!calls.is_empty()).then(|| ollama_tool_calls(&calls));
+                                let v = line_with_calls(
+                                    shape,
+                                    &model,
+                                    content.unwrap_or_default(),
+                                    calls,
+                                    None,
+                                );
+                                out.push_str(&v.to_string());
+                                out.push('\n');
+                            }
+                        }
+                        let v = line(shape, &model, String::new(), Some((reason.as_str(), t)));
+                        out.push_str(&v.to_string());
+                        out.push('\n');
+                        return Some((Ok(Bytes::from(out)), None));
                     }
                     Err(e) => serde_json::to_value(e.ollama_body()).unwrap_or(Value::Null),
                 };
@@ -207,24 +285,30 @@ pub async fn tags(State(state): State<AppState>) -> Json<TagsResponse> {
     Json(TagsResponse { models })
 }
 
-/// `GET /api/ps`: every served model is loaded and stays loaded.
+/// `GET /api/ps`: the models in memory and when each will be unloaded if idle.
 pub async fn ps(State(state): State<AppState>) -> Json<PsResponse> {
-    let models = state
-        .backend()
-        .models()
-        .iter()
-        .map(|c| {
+    let cards = state.backend().models();
+    // Backends without load management keep every model loaded for good.
+    let loaded: Vec<(String, Option<u64>)> = match state.backend().loaded() {
+        Some(l) => l.into_iter().map(|m| (m.id, m.expires_at)).collect(),
+        None => cards.iter().map(|c| (c.id.clone(), None)).collect(),
+    };
+    let models = loaded
+        .into_iter()
+        .filter_map(|(id, expires)| {
+            let c = cards.iter().find(|c| c.id == id)?;
             let d = details_of(&state, c);
-            RunningModel {
+            Some(RunningModel {
                 name: c.id.clone(),
                 model: c.id.clone(),
                 size: d.size_bytes,
                 digest: d.digest.clone(),
                 details: Details::from(&d),
-                expires_at: rfc3339(253_402_300_799, 0),
+                // Year 9999 is how "never" reads to clients that parse the time.
+                expires_at: rfc3339(expires.unwrap_or(253_402_300_799), 0),
                 size_vram: 0,
                 context_length: c.context_length,
-            }
+            })
         })
         .collect();
     Json(PsResponse { models })

@@ -17,10 +17,27 @@ fn main() {
     for shape in hanlin_test_support::shapes() {
         let bytes = hanlin_test_support::synthetic_f16(&shape, &vocab, 42);
         let path = std::path::Path::new(out).join(format!("synthetic-{}-f16.gguf", shape.arch));
-        if let Err(e) = std::fs::write(&path, bytes) {
+        if let Err(e) = std::fs::write(&path, &bytes) {
             eprintln!("{}: {e}", path.display());
             std::process::exit(1);
         }
         println!("{}", path.display());
+        if shape.arch == "qwen2" {
+            // The same weights with YaRN RoPE scaling (scripts/ref/yarn_llamacpp.py).
+            let Ok(f16) = hanlin_gguf::GgufFile::from_bytes(bytes) else {
+                eprintln!("cannot re-read {}", path.display());
+                std::process::exit(1);
+            };
+            let yarn = hanlin_test_support::with_metadata(
+                &f16,
+                &hanlin_test_support::yarn_keys(shape.arch),
+            );
+            let path = std::path::Path::new(out).join("synthetic-qwen2-yarn-f16.gguf");
+            if let Err(e) = std::fs::write(&path, yarn) {
+                eprintln!("{}: {e}", path.display());
+                std::process::exit(1);
+            }
+            println!("{}", path.display());
+        }
     }
 }

@@ -389,6 +389,7 @@ mod tests {
             sampling: Default::default(),
             stop: Vec::new(),
             logprobs: None,
+            constraint: None,
         }
     }
 

@@ -193,3 +193,34 @@ pub fn requantize(f16_model: &GgufFile, type_of: impl Fn(&str) -> GgmlType) -> V
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
+
+/// `model` rewritten with `extra` metadata keys added or replaced; tensors unchanged.
+pub fn with_metadata(model: &GgufFile, extra: &[(String, Value)]) -> Vec<u8> {
+    let mut w = GgufWriter::new();
+    for (k, v) in model.metadata() {
+        w.set(k, v.clone());
+    }
+    for (k, v) in extra {
+        w.set(k, v.clone());
+    }
+    for t in model.tensors() {
+        let _ = w.add_tensor(&t.name, &t.dims, t.ggml_type, model.tensor_data(t).to_vec());
+    }
+    w.to_bytes().unwrap_or_default()
+}
+
+/// The YaRN keys the RoPE-scaling references use: factor 4 over a 4096-token original
+/// context (as Qwen2.5's long-context configs set it), so the ramp spans the middle pairs.
+pub fn yarn_keys(arch: &str) -> Vec<(String, Value)> {
+    vec![
+        (
+            format!("{arch}.rope.scaling.type"),
+            Value::String("yarn".into()),
+        ),
+        (format!("{arch}.rope.scaling.factor"), Value::F32(4.0)),
+        (
+            format!("{arch}.rope.scaling.original_context_length"),
+            Value::U32(4096),
+        ),
+    ]
+}

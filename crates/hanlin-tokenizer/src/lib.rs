@@ -18,6 +18,7 @@ mod split;
 mod spm;
 mod stream;
 pub mod template;
+mod text_index;
 mod tokenizer;
 mod ugm;
 mod unicode;

@@ -12,6 +12,7 @@ use hanlin_gguf::{GgufFile, Value};
 use crate::error::TokenizerError;
 use crate::pre::{bpe_pre, PreSpec};
 use crate::split::Splitter;
+use crate::text_index::TextIndex;
 use crate::ugm::Ugm;
 
 /// Token attribute bits (llama.cpp `llama_token_attr`).
@@ -54,7 +55,7 @@ pub(crate) struct TokenData {
 pub(crate) struct Vocab {
     pub kind: VocabKind,
     pub tokens: Vec<TokenData>,
-    pub token_to_id: HashMap<String, u32>,
+    pub token_to_id: TextIndex,
     /// BPE merge ranks keyed by `"left right"`.
     pub bpe_ranks: HashMap<String, u32>,
     pub bos: Option<u32>,
@@ -164,7 +165,7 @@ impl Vocab {
         let mut v = Vocab {
             kind,
             tokens: Vec::new(),
-            token_to_id: HashMap::new(),
+            token_to_id: TextIndex::default(),
             bpe_ranks: HashMap::new(),
             bos: None,
             eos: None,
@@ -376,7 +377,9 @@ impl Vocab {
             }
         }
         self.tokens.reserve(n);
-        self.token_to_id.reserve(n);
+        let tokens = &self.tokens;
+        self.token_to_id
+            .reserve(n, |id| tokens[id as usize].text.as_str());
         for (i, t) in texts.iter().enumerate() {
             let mut text = t
                 .as_str()
@@ -390,14 +393,17 @@ impl Vocab {
                 text = format!("[EMPTY_{i}]");
             }
             let id = i as u32;
-            if let Some(&first) = self.token_to_id.get(&text) {
+            let tokens = &self.tokens;
+            if let Some(first) = self
+                .token_to_id
+                .get(&text, |id| tokens[id as usize].text.as_str())
+            {
                 return Err(TokenizerError::DuplicateToken {
                     text,
                     first,
                     second: id,
                 });
             }
-            self.token_to_id.insert(text.clone(), id);
             self.max_token_len = self.max_token_len.max(text.len());
             let score = scores.and_then(|s| s[i].as_f64()).map_or(0.0, |f| f as f32);
             let attr = match types.and_then(|t| t[i].as_i64()) {
@@ -413,6 +419,11 @@ impl Vocab {
                 },
             };
             self.tokens.push(TokenData { text, score, attr });
+            let tokens = &self.tokens;
+            self.token_to_id
+                .insert(id, &tokens[id as usize].text, |id| {
+                    tokens[id as usize].text.as_str()
+                });
         }
         Ok(())
     }
@@ -429,7 +440,8 @@ impl Vocab {
 
     /// Exact text lookup.
     pub(crate) fn text_to_token(&self, text: &str) -> Option<u32> {
-        self.token_to_id.get(text).copied()
+        self.token_to_id
+            .get(text, |id| self.tokens[id as usize].text.as_str())
     }
 
     /// The token for one raw byte (`<0xXX>`, else the byte as a one-char token).

@@ -19,6 +19,8 @@ use fields::as_int;
 pub struct ChatRequest {
     /// What the backend runs.
     pub generation: GenerationRequest,
+    /// Tools the model may call (`None`: no tools, or `tool_choice: none`).
+    pub tools: Option<crate::tools::ToolSpec>,
     /// Server-sent events instead of one JSON body.
     pub stream: bool,
     /// Send a usage-only chunk before `[DONE]`.
@@ -144,20 +146,16 @@ pub fn chat_request(body: &Value) -> Result<ChatRequest, ApiError> {
     let f = Fields::new(body_object(body)?, "");
     let model = f.required_str("model")?.to_string();
     let messages = messages(&f)?;
-    let tools = tools(&f)?;
+    let tool_spec = crate::tools::tool_spec(&f)?;
+    // The raw tool list goes to the template as sent.
+    let tools = tool_spec
+        .as_ref()
+        .and_then(|_| f.get("tools"))
+        .and_then(Value::as_array)
+        .cloned();
     check_n(&f, "n")?;
     let (stream, include_usage) = stream_flags(&f)?;
-    if let Some(rf) = f.object("response_format")? {
-        match Fields::new(rf, "response_format.").str("type")? {
-            None | Some("text") => {}
-            Some(other) => {
-                return Err(unsupported(
-                    "response_format.type",
-                    &format!("'{other}' is not supported yet; only 'text' is"),
-                ))
-            }
-        }
-    }
+    let constraint = crate::structured::openai_constraint(&f)?;
     let logprobs = f.bool("logprobs")?.unwrap_or(false);
     let top = f.int("top_logprobs", 0, 20)?;
     if top.is_some() && !logprobs {
@@ -173,9 +171,17 @@ pub fn chat_request(body: &Value) -> Result<ChatRequest, ApiError> {
         sampling: sampling(&f)?,
         stop: f.stop("stop", 4)?,
         logprobs: logprobs.then(|| top.unwrap_or(0) as usize),
+        constraint,
     };
+    if tool_spec.is_some() && generation.constraint.is_some() {
+        return Err(ApiError::invalid(
+            "response_format",
+            "'response_format' and guided decoding cannot be combined with 'tools'; use tool_choice 'none' or drop the format.",
+        ));
+    }
     Ok(ChatRequest {
         generation,
+        tools: tool_spec,
         stream,
         include_usage,
         user: f.str("user")?.map(str::to_string),
@@ -203,6 +209,7 @@ pub fn completion_request(body: &Value) -> Result<CompletionRequest, ApiError> {
         sampling: sampling(&f)?,
         stop: f.stop("stop", 4)?,
         logprobs: f.int("logprobs", 0, 5)?.map(|n| n as usize),
+        constraint: crate::structured::openai_constraint(&f)?,
     };
     Ok(CompletionRequest {
         generation,
@@ -407,42 +414,4 @@ fn text_parts(param: &str, parts: &[Value]) -> Result<String, ApiError> {
         }
     }
     Ok(texts.join("\n"))
-}
-
-/// `tools` (function schemas for the template) and `tool_choice`.
-fn tools(f: &Fields) -> Result<Option<Vec<Value>>, ApiError> {
-    let choice_none = match f.get("tool_choice") {
-        None => false,
-        Some(Value::String(s)) if s == "auto" => false,
-        Some(Value::String(s)) if s == "none" => true,
-        Some(_) => {
-            return Err(unsupported(
-                "tool_choice",
-                "only 'auto' and 'none' are supported yet",
-            ))
-        }
-    };
-    let tools = match f.get("tools") {
-        None => return Ok(None),
-        Some(Value::Array(a)) => a,
-        Some(v) => return Err(wrong_type("tools", "an array", v)),
-    };
-    for (i, t) in tools.iter().enumerate() {
-        let p = format!("tools.[{i}]");
-        let obj = t
-            .as_object()
-            .ok_or_else(|| wrong_type(&p, "an object", t))?;
-        let tf = Fields::new(obj, &format!("{p}."));
-        if tf.str("type")? != Some("function") {
-            return Err(unsupported(
-                &tf.param("type"),
-                "only 'function' tools are supported",
-            ));
-        }
-        let func = tf
-            .object("function")?
-            .ok_or_else(|| missing(&tf.param("function")))?;
-        Fields::new(func, &format!("{p}.function.")).required_str("name")?;
-    }
-    Ok((!tools.is_empty() && !choice_none).then(|| tools.clone()))
 }

@@ -145,14 +145,22 @@ fn errors_name_the_field() {
         (with("repetition_penalty", json!(0)), "repetition_penalty"),
         (with("user", json!(1)), "user"),
         (
-            with("response_format", json!({"type": "json_object"})),
+            with("response_format", json!({"type": "yaml"})),
             "response_format.type",
+        ),
+        (
+            with(
+                "response_format",
+                json!({"type": "json_schema", "json_schema": {"name": "t", "schema": {"type": "array", "uniqueItems": true}}}),
+            ),
+            "response_format.json_schema.schema.uniqueItems",
         ),
         (
             with("tools", json!([{"type": "function", "function": {}}])),
             "tools.[0].function.name",
         ),
         (with("tool_choice", json!("required")), "tool_choice"),
+        (with("tool_choice", json!("sometimes")), "tool_choice"),
     ];
     for (body, param) in cases {
         let e = chat_err(body.clone());

@@ -25,6 +25,7 @@ impl LoadedModel {
             model.set_threads(n);
         }
         let tokenizer = Tokenizer::from_gguf(model.gguf()).context("loading the tokenizer")?;
+        model.release_vocab_metadata();
         Ok(LoadedModel { model, tokenizer })
     }
 

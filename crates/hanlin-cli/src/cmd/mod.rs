@@ -1,8 +1,10 @@
 //! One module per subcommand.
 
+pub mod admin;
 pub mod bench;
 pub mod chat;
 pub mod convert;
+pub mod gateway;
 pub mod generate;
 pub mod inspect;
 pub mod loaded;

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use hanlin_engine::{LocalBackend, LocalOptions};
+use hanlin_api::KeepAlive;
+use hanlin_engine::{LocalOptions, ManagerOptions, ModelManager, ModelSource};
+use hanlin_modelstore::Store;
 use hanlin_server::{AppState, Limits, ServerConfig};
 
 use super::resolve::resolve_model;
@@ -37,9 +39,23 @@ pub struct Args {
     /// Require `Authorization: Bearer KEY` on /v1 and /api (default: $HANLIN_API_KEY, if set).
     #[arg(long)]
     pub api_key: Option<String>,
+    /// How long a model loaded on demand stays after its last request: seconds or a duration
+    /// (`300`, `5m`, `1h`); `0` unloads at once, `-1` never. Models given with --model stay.
+    #[arg(long, default_value = "5m", value_parser = parse_keep_alive)]
+    pub keep_alive: KeepAlive,
+    /// Most models in memory at once; the least recently used idle one is unloaded for a new one.
+    #[arg(long, default_value_t = 3)]
+    pub max_loaded: usize,
+    /// Serve only the --model models, not every model in the store.
+    #[arg(long)]
+    pub no_store: bool,
     /// Largest accepted request body in bytes.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Gateway database (tenants, keys, billing): sqlite://PATH or postgres://…; default
+    /// $HANLIN_DB, else $HANLIN_HOME/gateway.db if it exists. Without one, auth is --api-key.
+    #[arg(long)]
+    pub db: Option<String>,
 }
 
 /// The id clients use for a `--model` argument: the store name as given, or a file's stem.
@@ -51,6 +67,24 @@ fn model_id(arg: &str) -> String {
         }
     }
     arg.to_string()
+}
+
+fn parse_keep_alive(s: &str) -> Result<KeepAlive, String> {
+    KeepAlive::parse(s).ok_or_else(|| {
+        format!("{s:?} is not a duration: use seconds (300), 5m, 1h, 0 (unload) or -1 (never)")
+    })
+}
+
+/// Every model in the store, by name; read again on each call so fresh pulls show up.
+fn store_models() -> Vec<(String, std::path::PathBuf)> {
+    let Ok(store) = Store::open_default() else {
+        return Vec::new();
+    };
+    store
+        .names()
+        .into_iter()
+        .filter_map(|n| store.resolve(&n).ok().map(|p| (n, p)))
+        .collect()
 }
 
 /// Runs the server until Ctrl-C or SIGTERM, then drains in-flight requests.
@@ -76,7 +110,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         queue_depth: args.queue_depth,
         ..LocalOptions::default()
     };
-    let backend = LocalBackend::start(models, opts).context("loading models")?;
+    let source: Option<ModelSource> = if args.no_store {
+        None
+    } else {
+        Some(Box::new(store_models))
+    };
+    let manager_opts = ManagerOptions {
+        local: opts,
+        keep_alive: args.keep_alive,
+        max_loaded: args.max_loaded.max(1),
+    };
+    let backend = ModelManager::start(models, source, manager_opts).context("loading models")?;
     let api_key = args
         .api_key
         .clone()
@@ -108,6 +152,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .parse::<IpAddr>()
                 .map(|ip| ip.is_loopback())
                 .unwrap_or(args.host == "localhost");
+        let gateway = super::gateway::for_serve(
+            args.db.as_deref(),
+            loopback,
+            config.api_key.is_some(),
+            args.max_body_bytes,
+        )
+        .await?;
+        let state = match gateway {
+            Some(gw) => state.with_gateway(gw),
+            None => state,
+        };
         match (&config.api_key, loopback) {
             (Some(_), _) => tracing::info!("API key required on /v1 and /api"),
             (None, true) => tracing::info!("no API key set: auth is off (loopback only)"),

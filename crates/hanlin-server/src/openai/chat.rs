@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hanlin_api::openai::{
     finish_reason, AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChatLogprobs,
-    ChunkChoice, ChunkDelta, CompletionUsage,
+    ChunkChoice, ChunkDelta, ChunkFunction, ChunkToolCall, CompletionUsage, FunctionCall, ToolCall,
 };
+use hanlin_api::tools::{parse_tool_calls, prepare_chat, ParsedToolCall, ToolFormat, ToolStream};
 use hanlin_api::validate;
 
 use super::{sse, to_json, Part};
@@ -50,7 +51,10 @@ pub async fn chat_completions(
     OpenAiJson(body): OpenAiJson,
 ) -> Result<Response, OpenAiError> {
     let t_request = Instant::now();
-    let req = validate::chat_request(&body)?;
+    let mut req = validate::chat_request(&body)?;
+    let format = tool_format(&state, &req.generation.model);
+    prepare_chat(&mut req.generation, req.tools.as_ref(), format);
+    let with_tools = req.tools.is_some();
     tracing::debug!(model = %req.generation.model, stream = req.stream, user = ?req.user, "chat completion");
     let meta = Meta {
         id: response_id("chatcmpl"),
@@ -62,6 +66,17 @@ pub async fn chat_completions(
     let mut gen = Generation::start(&state, req.generation, t_request).await?;
     if !req.stream {
         let c = gen.collect().await?;
+        let (content, calls) = if with_tools {
+            parse_tool_calls(format, &c.text)
+        } else {
+            (Some(c.text), Vec::new())
+        };
+        let finish = if calls.is_empty() {
+            finish_reason(c.reason)
+        } else {
+            "tool_calls".to_string()
+        };
+        let tool_calls = (!calls.is_empty()).then(|| calls.into_iter().map(tool_call).collect());
         let resp = ChatCompletion {
             id: meta.id,
             object: "chat.completion".into(),
@@ -72,14 +87,15 @@ pub async fn chat_completions(
                 index: 0,
                 message: AssistantMessage {
                     role: "assistant".into(),
-                    content: Some(c.text),
+                    content,
                     refusal: None,
+                    tool_calls,
                 },
                 logprobs: want_logprobs.then(|| ChatLogprobs {
                     content: c.logprobs.iter().map(Into::into).collect(),
                     refusal: None,
                 }),
-                finish_reason: finish_reason(c.reason),
+                finish_reason: finish,
             }],
             usage: c.usage.into(),
         };
@@ -87,50 +103,130 @@ pub async fn chat_completions(
     }
     // With include_usage every chunk carries `usage: null` and the last one the counts.
     let usage_slot = req.include_usage.then_some(None);
-    let render = move |part: Part| {
+    // With tools, text that may be a call is held back and sent as `tool_calls` at the end.
+    let mut tools = with_tools.then(|| ToolStream::new(format));
+    let render = move |part: Part| -> Vec<String> {
         let choice = |delta: ChunkDelta, logprobs, finish: Option<String>| ChunkChoice {
             index: 0,
             delta,
             logprobs,
             finish_reason: finish,
         };
-        let chunk = match part {
-            Part::Start => meta.chunk(
+        let text_chunk = |text: String, logprobs| {
+            meta.chunk(
+                vec![choice(
+                    ChunkDelta {
+                        content: Some(text),
+                        ..ChunkDelta::default()
+                    },
+                    logprobs,
+                    None,
+                )],
+                usage_slot.clone(),
+            )
+        };
+        let chunks = match part {
+            Part::Start => vec![meta.chunk(
                 vec![choice(
                     ChunkDelta {
                         role: Some("assistant".into()),
                         content: Some(String::new()),
+                        tool_calls: None,
                     },
                     None,
                     None,
                 )],
                 usage_slot.clone(),
-            ),
-            Part::Delta(text, logprob) => meta.chunk(
-                vec![choice(
-                    ChunkDelta {
-                        role: None,
-                        content: Some(text),
-                    },
-                    logprob.as_ref().map(|lp| ChatLogprobs {
-                        content: vec![lp.into()],
-                        refusal: None,
-                    }),
-                    None,
-                )],
-                usage_slot.clone(),
-            ),
-            Part::Finish(reason) => meta.chunk(
-                vec![choice(
-                    ChunkDelta::default(),
-                    None,
-                    Some(finish_reason(reason)),
-                )],
-                usage_slot.clone(),
-            ),
-            Part::Usage(u) => meta.chunk(Vec::new(), Some(Some(u.into()))),
+            )],
+            Part::Delta(text, logprob) => {
+                let logprobs = logprob.as_ref().map(|lp| ChatLogprobs {
+                    content: vec![lp.into()],
+                    refusal: None,
+                });
+                match tools.as_mut() {
+                    None => vec![text_chunk(text, logprobs)],
+                    Some(t) => t
+                        .push(&text)
+                        .map(|t| text_chunk(t, logprobs))
+                        .into_iter()
+                        .collect(),
+                }
+            }
+            Part::Finish(reason) => {
+                let mut out = Vec::new();
+                let mut finish = finish_reason(reason);
+                if let Some(t) = tools.take() {
+                    let (content, calls) = t.finish();
+                    if let Some(c) = content {
+                        out.push(text_chunk(c, None));
+                    }
+                    if !calls.is_empty() {
+                        finish = "tool_calls".into();
+                    }
+                    for (index, call) in calls.into_iter().enumerate() {
+                        let full = tool_call(call);
+                        // The first fragment names the call; the second carries the arguments.
+                        for fragment in [
+                            ChunkToolCall {
+                                index,
+                                id: Some(full.id.clone()),
+                                kind: Some("function".into()),
+                                function: ChunkFunction {
+                                    name: Some(full.function.name.clone()),
+                                    arguments: Some(String::new()),
+                                },
+                            },
+                            ChunkToolCall {
+                                index,
+                                id: None,
+                                kind: None,
+                                function: ChunkFunction {
+                                    name: None,
+                                    arguments: Some(full.function.arguments),
+                                },
+                            },
+                        ] {
+                            out.push(meta.chunk(
+                                vec![choice(
+                                    ChunkDelta {
+                                        tool_calls: Some(vec![fragment]),
+                                        ..ChunkDelta::default()
+                                    },
+                                    None,
+                                    None,
+                                )],
+                                usage_slot.clone(),
+                            ));
+                        }
+                    }
+                }
+                out.push(meta.chunk(
+                    vec![choice(ChunkDelta::default(), None, Some(finish))],
+                    usage_slot.clone(),
+                ));
+                out
+            }
+            Part::Usage(u) => vec![meta.chunk(Vec::new(), Some(Some(u.into())))],
         };
-        to_json(&chunk)
+        chunks.iter().filter_map(to_json).collect()
     };
     Ok(sse(gen, req.include_usage, render))
+}
+
+/// The tool-call format of `model`, from its chat template.
+pub(crate) fn tool_format(state: &AppState, model: &str) -> ToolFormat {
+    let details = state.backend().model_details(model);
+    ToolFormat::detect(details.as_ref().and_then(|d| d.chat_template.as_deref()))
+}
+
+/// A parsed call in OpenAI's shape, with a fresh `call_…` id.
+fn tool_call(c: ParsedToolCall) -> ToolCall {
+    ToolCall {
+        id: response_id("call").replace('-', "_"),
+        kind: "function".into(),
+        function: FunctionCall {
+            name: c.name,
+            arguments: c.arguments,
+        },
+    }
 }

@@ -4,6 +4,7 @@ pub mod chat;
 pub mod completions;
 pub mod models;
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 
 use axum::response::sse::{Event, Sse};
@@ -33,51 +34,61 @@ enum Phase {
     End,
 }
 
-/// Streams `gen` as SSE: `render` turns each [`Part`] into a JSON payload (`None` skips it);
-/// the stream ends with `data: [DONE]`, or with an error envelope if generation fails midway.
-/// Dropping the response body (client gone) drops `gen`, which cancels the backend's work.
-pub fn sse<R>(gen: Generation, include_usage: bool, render: R) -> Response
+/// Streams `gen` as SSE: `render` turns each [`Part`] into JSON payloads (none skips it; a
+/// finish with tool calls needs several); the stream ends with `data: [DONE]`, or with an
+/// error envelope if generation fails midway. Dropping the response body (client gone) drops
+/// `gen`, which cancels the backend's work.
+pub fn sse<R, I>(gen: Generation, include_usage: bool, render: R) -> Response
 where
-    R: FnMut(Part) -> Option<String> + Send + 'static,
+    R: FnMut(Part) -> I + Send + 'static,
+    I: IntoIterator<Item = String>,
 {
     let events = stream::unfold(
-        (gen, render, Phase::Start),
-        move |(mut gen, mut render, phase)| async move {
+        (gen, render, VecDeque::<String>::new(), Phase::Start),
+        move |(mut gen, mut render, mut queue, phase)| async move {
             let mut phase = phase;
             loop {
-                let (payload, next) = match phase {
-                    Phase::Start => (render(Part::Start), Phase::Body),
+                if let Some(data) = queue.pop_front() {
+                    let ev: Result<Event, Infallible> = Ok(Event::default().data(data));
+                    return Some((ev, (gen, render, queue, phase)));
+                }
+                let next = match phase {
+                    Phase::Start => {
+                        queue.extend(render(Part::Start));
+                        Phase::Body
+                    }
                     Phase::Body => match gen.next().await {
                         Some(Ok(Step::Delta { text, logprob })) => {
-                            if text.is_empty() && logprob.is_none() {
-                                (None, Phase::Body)
-                            } else {
-                                (render(Part::Delta(text, logprob)), Phase::Body)
+                            if !text.is_empty() || logprob.is_some() {
+                                queue.extend(render(Part::Delta(text, logprob)));
                             }
+                            Phase::Body
                         }
                         Some(Ok(Step::Finished { reason, usage })) => {
-                            let next = if include_usage {
+                            queue.extend(render(Part::Finish(reason)));
+                            if include_usage {
                                 Phase::Usage(usage)
                             } else {
                                 Phase::Done
-                            };
-                            (render(Part::Finish(reason)), next)
+                            }
                         }
                         Some(Err(e)) => {
-                            let body = serde_json::to_string(&e.openai_body()).ok();
-                            (body, Phase::End)
+                            queue.extend(serde_json::to_string(&e.openai_body()).ok());
+                            Phase::End
                         }
-                        None => (None, Phase::End),
+                        None => Phase::End,
                     },
-                    Phase::Usage(u) => (render(Part::Usage(u)), Phase::Done),
-                    Phase::Done => (Some("[DONE]".to_string()), Phase::End),
+                    Phase::Usage(u) => {
+                        queue.extend(render(Part::Usage(u)));
+                        Phase::Done
+                    }
+                    Phase::Done => {
+                        queue.push_back("[DONE]".to_string());
+                        Phase::End
+                    }
                     Phase::End => return None,
                 };
                 phase = next;
-                if let Some(data) = payload {
-                    let ev: Result<Event, Infallible> = Ok(Event::default().data(data));
-                    return Some((ev, (gen, render, phase)));
-                }
             }
         },
     );

@@ -5,6 +5,7 @@ mod errors;
 mod lifecycle;
 mod ollama;
 mod openai;
+mod tools;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Request, StatusCode};

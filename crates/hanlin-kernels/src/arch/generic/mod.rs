@@ -35,6 +35,8 @@ pub(crate) fn table() -> Table {
                 dot,
                 dot4: None,
                 dot8: None,
+                #[cfg(target_arch = "x86_64")]
+                gemm: None,
             },
         );
     }

@@ -1,0 +1,395 @@
+//! Prices, reservations, the ledger, credits and codes: everything that moves money, each
+//! movement in one transaction so that a crash leaves either all of it or none.
+
+use async_trait::async_trait;
+use sqlx::{Any, Row, Transaction};
+
+use super::rows::{credit_from, price_from, total_from, usage_from};
+use super::{db_err, SqlStore};
+use crate::{
+    BillingRepo, Credit, Price, RedeemCode, Reservation, Result, StoreError, UsageRecord,
+    UsageTotal,
+};
+
+const USAGE_COLS: &str = "request_id, tenant_id, key_id, model, channel, prompt_tokens, \
+    cached_tokens, completion_tokens, cost, currency, latency_ms, status, created_ms";
+
+/// Releases the reservation of `request_id`, if any, inside `tx`.
+async fn release(tx: &mut Transaction<'static, Any>, request_id: &str) -> Result<()> {
+    let row = sqlx::query(
+        "DELETE FROM reservations WHERE request_id = $1 RETURNING tenant_id, key_id, amount",
+    )
+    .bind(request_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    if let Some(r) = row {
+        let tenant: String = r.try_get("tenant_id").map_err(db_err)?;
+        let key: String = r.try_get("key_id").map_err(db_err)?;
+        let amount: i64 = r.try_get("amount").map_err(db_err)?;
+        sqlx::query("UPDATE tenants SET reserved = reserved - $2 WHERE id = $1")
+            .bind(&tenant)
+            .bind(amount)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("UPDATE api_keys SET reserved = reserved - $2 WHERE id = $1")
+            .bind(&key)
+            .bind(amount)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Moves a tenant's balance by `amount` and records the credit, inside `tx`.
+async fn credit_in(tx: &mut Transaction<'static, Any>, c: &Credit) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO credits (id, tenant_id, amount, source, note, created_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&c.id)
+    .bind(&c.tenant_id)
+    .bind(c.amount)
+    .bind(&c.source)
+    .bind(&c.note)
+    .bind(c.created_ms)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    let done = sqlx::query("UPDATE tenants SET balance = balance + $2 WHERE id = $1")
+        .bind(&c.tenant_id)
+        .bind(c.amount)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound("tenant".into()));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl BillingRepo for SqlStore {
+    async fn upsert_price(&self, p: &Price) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO prices (model, currency, prompt_per_1k, completion_per_1k, cached_per_1k, \
+             per_request, rpm, tpm, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (model) DO UPDATE SET currency = excluded.currency, \
+             prompt_per_1k = excluded.prompt_per_1k, completion_per_1k = excluded.completion_per_1k, \
+             cached_per_1k = excluded.cached_per_1k, per_request = excluded.per_request, \
+             rpm = excluded.rpm, tpm = excluded.tpm, updated_ms = excluded.updated_ms",
+        )
+        .bind(&p.model)
+        .bind(p.currency.as_str())
+        .bind(p.prompt_per_1k)
+        .bind(p.completion_per_1k)
+        .bind(p.cached_per_1k)
+        .bind(p.per_request)
+        .bind(p.rpm)
+        .bind(p.tpm)
+        .bind(p.updated_ms)
+        .execute(self.pool())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn price(&self, model: &str) -> Result<Option<Price>> {
+        let row = sqlx::query("SELECT * FROM prices WHERE model = $1")
+            .bind(model)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        row.map(|r| price_from(&r)).transpose()
+    }
+
+    async fn prices(&self) -> Result<Vec<Price>> {
+        let rows = sqlx::query("SELECT * FROM prices ORDER BY model")
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(price_from).collect()
+    }
+
+    async fn delete_price(&self, model: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM prices WHERE model = $1")
+            .bind(model)
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn reserve(&self, r: &Reservation) -> Result<bool> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        // The condition sits in the UPDATE itself: the row lock (PostgreSQL) or the write lock
+        // (SQLite) makes check-and-hold atomic across every replica.
+        let t = sqlx::query(
+            "UPDATE tenants SET reserved = reserved + $2 WHERE id = $1 AND disabled = 0 \
+             AND balance - reserved - $2 >= -credit_limit",
+        )
+        .bind(&r.tenant_id)
+        .bind(r.amount)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if t.rows_affected() == 0 {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(false);
+        }
+        let k = sqlx::query(
+            "UPDATE api_keys SET reserved = reserved + $2 WHERE id = $1 \
+             AND (spend_cap = 0 OR spent + reserved + $2 <= spend_cap)",
+        )
+        .bind(&r.key_id)
+        .bind(r.amount)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if k.rows_affected() == 0 {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO reservations (request_id, tenant_id, key_id, amount, created_ms) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&r.request_id)
+        .bind(&r.tenant_id)
+        .bind(&r.key_id)
+        .bind(r.amount)
+        .bind(r.created_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn settle(&self, u: &UsageRecord, period: &str, period_tokens: i64) -> Result<bool> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO usage_ledger ({USAGE_COLS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT (request_id) DO NOTHING"
+        ))
+        .bind(&u.request_id)
+        .bind(&u.tenant_id)
+        .bind(&u.key_id)
+        .bind(&u.model)
+        .bind(&u.channel)
+        .bind(u.prompt_tokens)
+        .bind(u.cached_tokens)
+        .bind(u.completion_tokens)
+        .bind(u.cost)
+        .bind(u.currency.as_str())
+        .bind(u.latency_ms)
+        .bind(u.status)
+        .bind(u.created_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected()
+            == 1;
+        // Release the hold and charge in the same two row updates (fewer round trips on the
+        // hot path than charging and releasing separately).
+        let held = sqlx::query("DELETE FROM reservations WHERE request_id = $1 RETURNING amount")
+            .bind(&u.request_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .map(|r| r.try_get::<i64, _>(0))
+            .transpose()
+            .map_err(db_err)?
+            .unwrap_or(0);
+        if inserted {
+            sqlx::query(
+                "UPDATE tenants SET balance = balance - $2, reserved = reserved - $5, period = $3, \
+                 period_tokens = CASE WHEN period = $3 THEN period_tokens + $4 ELSE $4 END \
+                 WHERE id = $1",
+            )
+            .bind(&u.tenant_id)
+            .bind(u.cost)
+            .bind(period)
+            .bind(period_tokens)
+            .bind(held)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        } else if held != 0 {
+            sqlx::query("UPDATE tenants SET reserved = reserved - $2 WHERE id = $1")
+                .bind(&u.tenant_id)
+                .bind(held)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        let cost = if inserted { u.cost } else { 0 };
+        if cost != 0 || held != 0 {
+            sqlx::query(
+                "UPDATE api_keys SET spent = spent + $2, reserved = reserved - $3 WHERE id = $1",
+            )
+            .bind(&u.key_id)
+            .bind(cost)
+            .bind(held)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(inserted)
+    }
+
+    async fn sweep_reservations(&self, before_ms: i64) -> Result<u64> {
+        let rows = sqlx::query("SELECT request_id FROM reservations WHERE created_ms < $1")
+            .bind(before_ms)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_err)?;
+        let mut n = 0;
+        for r in rows {
+            let id: String = r.try_get(0).map_err(db_err)?;
+            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            release(&mut tx, &id).await?;
+            tx.commit().await.map_err(db_err)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    async fn ledger_row(&self, request_id: &str) -> Result<Option<UsageRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USAGE_COLS} FROM usage_ledger WHERE request_id = $1"
+        ))
+        .bind(request_id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_err)?;
+        row.map(|r| usage_from(&r)).transpose()
+    }
+
+    async fn ledger(
+        &self,
+        tenant_id: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<UsageRecord>> {
+        // `$3 = ''` selects every tenant; one statement text for both cases.
+        let rows = sqlx::query(&format!(
+            "SELECT {USAGE_COLS} FROM usage_ledger WHERE created_ms >= $1 AND created_ms < $2 \
+             AND ($3 = '' OR tenant_id = $3) ORDER BY created_ms, request_id"
+        ))
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(tenant_id.unwrap_or(""))
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(usage_from).collect()
+    }
+
+    async fn usage_totals(
+        &self,
+        tenant_id: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<UsageTotal>> {
+        let rows = sqlx::query(
+            "SELECT CAST(created_ms / 86400000 AS BIGINT) AS day, tenant_id, model, \
+             CAST(COUNT(*) AS BIGINT) AS requests, \
+             CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens, \
+             CAST(COALESCE(SUM(cached_tokens), 0) AS BIGINT) AS cached_tokens, \
+             CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens, \
+             CAST(COALESCE(SUM(cost), 0) AS BIGINT) AS cost \
+             FROM usage_ledger WHERE created_ms >= $1 AND created_ms < $2 \
+             AND ($3 = '' OR tenant_id = $3) \
+             GROUP BY CAST(created_ms / 86400000 AS BIGINT), tenant_id, model \
+             ORDER BY day, tenant_id, model",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(tenant_id.unwrap_or(""))
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(total_from).collect()
+    }
+
+    async fn add_credit(&self, c: &Credit) -> Result<()> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        credit_in(&mut tx, c).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn credits(&self, tenant_id: &str) -> Result<Vec<Credit>> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, amount, source, note, created_ms FROM credits \
+             WHERE tenant_id = $1 ORDER BY created_ms, id",
+        )
+        .bind(tenant_id)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(credit_from).collect()
+    }
+
+    async fn create_code(&self, c: &RedeemCode) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO redeem_codes (code_hash, amount, currency, created_ms) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&c.code_hash)
+        .bind(c.amount)
+        .bind(c.currency.as_str())
+        .bind(c.created_ms)
+        .execute(self.pool())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn redeem_code(
+        &self,
+        code_hash: &str,
+        tenant_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        // Claiming the code and crediting happen together or not at all; the `redeemed_ms = 0`
+        // condition makes a second redemption (from any replica) match nothing.
+        let row = sqlx::query(
+            "UPDATE redeem_codes SET redeemed_by = $2, redeemed_ms = $3 \
+             WHERE code_hash = $1 AND redeemed_ms = 0 \
+             AND currency = (SELECT currency FROM tenants WHERE id = $2) RETURNING amount",
+        )
+        .bind(code_hash)
+        .bind(tenant_id)
+        .bind(now_ms)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(None);
+        };
+        let amount: i64 = row.try_get(0).map_err(db_err)?;
+        let prefix: String = code_hash.chars().take(16).collect();
+        credit_in(
+            &mut tx,
+            &Credit {
+                id: format!("code_{prefix}"),
+                tenant_id: tenant_id.to_string(),
+                amount,
+                source: "code".into(),
+                note: format!("redemption code {prefix}…"),
+                created_ms: now_ms,
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(amount))
+    }
+}

@@ -1,0 +1,135 @@
+//! Row → record mapping (by column name, so column order in queries does not matter).
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::db_err;
+use crate::{ApiKeyRecord, ChannelRecord, Credit, Price, Result, Tenant, UsageRecord, UsageTotal};
+
+fn i(r: &AnyRow, c: &str) -> Result<i64> {
+    r.try_get::<i64, _>(c).map_err(db_err)
+}
+
+fn s(r: &AnyRow, c: &str) -> Result<String> {
+    r.try_get::<String, _>(c).map_err(db_err)
+}
+
+fn list(r: &AnyRow, c: &str) -> Result<Vec<String>> {
+    Ok(s(r, c)?
+        .split(',')
+        .filter(|m| !m.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+pub(crate) fn tenant_from(r: &AnyRow) -> Result<Tenant> {
+    Ok(Tenant {
+        id: s(r, "id")?,
+        name: s(r, "name")?,
+        kind: s(r, "kind")?.parse()?,
+        billing: s(r, "billing")?.parse()?,
+        currency: s(r, "currency")?.parse()?,
+        group: s(r, "group_name")?,
+        balance: i(r, "balance")?,
+        reserved: i(r, "reserved")?,
+        credit_limit: i(r, "credit_limit")?,
+        included_tokens: i(r, "included_tokens")?,
+        period: s(r, "period")?,
+        period_tokens: i(r, "period_tokens")?,
+        rpm: i(r, "rpm")?,
+        tpm: i(r, "tpm")?,
+        disabled: i(r, "disabled")? != 0,
+        created_ms: i(r, "created_ms")?,
+    })
+}
+
+pub(crate) fn key_from(r: &AnyRow) -> Result<ApiKeyRecord> {
+    Ok(ApiKeyRecord {
+        id: s(r, "id")?,
+        tenant_id: s(r, "tenant_id")?,
+        name: s(r, "name")?,
+        hash: s(r, "hash")?,
+        is_admin: i(r, "is_admin")? != 0,
+        models: list(r, "models")?,
+        expires_ms: i(r, "expires_ms")?,
+        spend_cap: i(r, "spend_cap")?,
+        spent: i(r, "spent")?,
+        reserved: i(r, "reserved")?,
+        rpm: i(r, "rpm")?,
+        tpm: i(r, "tpm")?,
+        revoked_ms: i(r, "revoked_ms")?,
+        created_ms: i(r, "created_ms")?,
+    })
+}
+
+pub(crate) fn price_from(r: &AnyRow) -> Result<Price> {
+    Ok(Price {
+        model: s(r, "model")?,
+        currency: s(r, "currency")?.parse()?,
+        prompt_per_1k: i(r, "prompt_per_1k")?,
+        completion_per_1k: i(r, "completion_per_1k")?,
+        cached_per_1k: i(r, "cached_per_1k")?,
+        per_request: i(r, "per_request")?,
+        rpm: i(r, "rpm")?,
+        tpm: i(r, "tpm")?,
+        updated_ms: i(r, "updated_ms")?,
+    })
+}
+
+pub(crate) fn usage_from(r: &AnyRow) -> Result<UsageRecord> {
+    Ok(UsageRecord {
+        request_id: s(r, "request_id")?,
+        tenant_id: s(r, "tenant_id")?,
+        key_id: s(r, "key_id")?,
+        model: s(r, "model")?,
+        channel: s(r, "channel")?,
+        prompt_tokens: i(r, "prompt_tokens")?,
+        cached_tokens: i(r, "cached_tokens")?,
+        completion_tokens: i(r, "completion_tokens")?,
+        cost: i(r, "cost")?,
+        currency: s(r, "currency")?.parse()?,
+        latency_ms: i(r, "latency_ms")?,
+        status: i(r, "status")?,
+        created_ms: i(r, "created_ms")?,
+    })
+}
+
+pub(crate) fn total_from(r: &AnyRow) -> Result<UsageTotal> {
+    Ok(UsageTotal {
+        day: i(r, "day")?,
+        tenant_id: s(r, "tenant_id")?,
+        model: s(r, "model")?,
+        requests: i(r, "requests")?,
+        prompt_tokens: i(r, "prompt_tokens")?,
+        cached_tokens: i(r, "cached_tokens")?,
+        completion_tokens: i(r, "completion_tokens")?,
+        cost: i(r, "cost")?,
+    })
+}
+
+pub(crate) fn credit_from(r: &AnyRow) -> Result<Credit> {
+    Ok(Credit {
+        id: s(r, "id")?,
+        tenant_id: s(r, "tenant_id")?,
+        amount: i(r, "amount")?,
+        source: s(r, "source")?,
+        note: s(r, "note")?,
+        created_ms: i(r, "created_ms")?,
+    })
+}
+
+pub(crate) fn channel_from(r: &AnyRow) -> Result<ChannelRecord> {
+    Ok(ChannelRecord {
+        id: s(r, "id")?,
+        name: s(r, "name")?,
+        base_url: s(r, "base_url")?,
+        key_enc: s(r, "key_enc")?,
+        models: list(r, "models")?,
+        weight: i(r, "weight")?,
+        priority: i(r, "priority")?,
+        enabled: i(r, "enabled")? != 0,
+        unhealthy_until_ms: i(r, "unhealthy_until_ms")?,
+        failures: i(r, "failures")?,
+        created_ms: i(r, "created_ms")?,
+    })
+}
