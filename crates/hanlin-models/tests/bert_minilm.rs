@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use hanlin_test_support::cosine;
 use std::path::PathBuf;
 
 use hanlin_models::bert::{write_gguf, write_gguf_with, BertError, GgufWeightType};
@@ -77,17 +78,6 @@ fn cases(dir: &std::path::Path) -> Vec<Case> {
             pooled: floats(&r["mean_pooled_unnormalized"][i]),
         })
         .collect()
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| f64::from(x) * f64::from(y))
-        .sum();
-    let na: f64 = a.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use hanlin_test_support::cosine;
 use std::path::PathBuf;
 
 use hanlin_models::{Logits, Model, ReferenceModel};
@@ -119,25 +120,6 @@ fn fast_path_agrees_with_reference_forward() {
         assert!(cos > 0.9999, "position {p}: cosine {cos}");
         assert_eq!(argmax(f), argmax(&r), "position {p}");
     }
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| f64::from(x) * f64::from(y))
-        .sum();
-    let na: f64 = a
-        .iter()
-        .map(|&x| f64::from(x) * f64::from(x))
-        .sum::<f64>()
-        .sqrt();
-    let nb: f64 = b
-        .iter()
-        .map(|&x| f64::from(x) * f64::from(x))
-        .sum::<f64>()
-        .sqrt();
-    dot / (na * nb)
 }
 
 #[test]

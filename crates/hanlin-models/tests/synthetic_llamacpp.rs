@@ -7,21 +7,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+use hanlin_test_support::cosine;
 
 use hanlin_gguf::{GgmlType, GgufFile};
 use hanlin_models::{Logits, Model, ReferenceModel};
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| f64::from(x) * f64::from(y))
-        .sum();
-    let na: f64 = a.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
-}
 
 fn type_named(name: &str) -> GgmlType {
     hanlin_gguf::ALL_TYPES
@@ -33,13 +22,9 @@ fn type_named(name: &str) -> GgmlType {
 
 #[test]
 fn synthetic_models_match_llama_cpp() {
-    let vocab = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/testdata/models/stories260K/stories260K-f32.gguf");
-    if !vocab.is_file() {
-        eprintln!("skipping: ../shared/testdata not found");
+    let Some(vocab) = hanlin_test_support::stories_vocab() else {
         return;
-    }
-    let vocab = GgufFile::open(vocab).unwrap();
+    };
     let reference: serde_json::Value =
         serde_json::from_str(include_str!("../testdata/synthetic_llamacpp.json")).unwrap();
     let tokens: Vec<u32> = reference["tokens"]
@@ -114,13 +99,9 @@ fn synthetic_models_match_llama_cpp() {
 
 #[test]
 fn q8_0_kv_cache_stays_close_to_f16() {
-    let vocab = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/testdata/models/stories260K/stories260K-f32.gguf");
-    if !vocab.is_file() {
-        eprintln!("skipping: ../shared/testdata not found");
+    let Some(vocab) = hanlin_test_support::stories_vocab() else {
         return;
-    }
-    let vocab = GgufFile::open(vocab).unwrap();
+    };
     let tokens: Vec<u32> = (0..48).map(|i| (i * 37 % 500 + 3) as u32).collect();
     for shape in hanlin_test_support::shapes() {
         let model = Model::from_gguf(

@@ -5,21 +5,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+use hanlin_test_support::cosine;
 
 use hanlin_gguf::GgufFile;
 use hanlin_models::{Logits, Model, ReferenceModel};
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| f64::from(x) * f64::from(y))
-        .sum();
-    let na: f64 = a.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
-}
 
 /// (min cosine, max |Δ|) of `model`'s logits against the recorded rows.
 fn compare(
@@ -55,13 +44,9 @@ fn compare(
 
 #[test]
 fn yarn_matches_llama_cpp() {
-    let vocab = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/testdata/models/stories260K/stories260K-f32.gguf");
-    if !vocab.is_file() {
-        eprintln!("skipping: ../shared/testdata not found");
+    let Some(vocab) = hanlin_test_support::stories_vocab() else {
         return;
-    }
-    let vocab = GgufFile::open(vocab).unwrap();
+    };
     let reference: serde_json::Value =
         serde_json::from_str(include_str!("../testdata/yarn_llamacpp.json")).unwrap();
     let tokens: Vec<u32> = reference["tokens"]

@@ -224,3 +224,28 @@ pub fn yarn_keys(arch: &str) -> Vec<(String, Value)> {
         ),
     ]
 }
+
+/// Cosine similarity of two vectors, accumulated in f64 (logit and embedding comparisons).
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| f64::from(x) * f64::from(y))
+        .sum();
+    let norm = |v: &[f32]| v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+/// The stories260K GGUF in the shared test data, whose tokenizer the synthetic models borrow;
+/// `None` (with a note on stderr) when the shared data is not checked out next to the repo.
+pub fn stories_vocab() -> Option<GgufFile> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/testdata/models/stories260K/stories260K-f32.gguf");
+    match GgufFile::open(&path) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            eprintln!("skipping: {}: {e}", path.display());
+            None
+        }
+    }
+}
