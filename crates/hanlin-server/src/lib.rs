@@ -161,21 +161,43 @@ impl Fnv {
 }
 
 /// A hash of the running executable, so that any rebuild (compiler, flags, code) changes the
-/// fingerprint; read once per process. Word-at-a-time, as the binary is tens of megabytes.
+/// fingerprint; read once per process, streamed in 1 MiB pieces (the binary is tens of
+/// megabytes, which must not show up in the server's peak memory).
 fn build_id() -> u64 {
+    use std::io::Read;
     static ID: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *ID.get_or_init(|| {
-        let bytes = std::env::current_exe()
-            .and_then(std::fs::read)
-            .unwrap_or_default();
-        let mut h: u64 = 0x9e37_79b9_7f4a_7c15 ^ bytes.len() as u64;
-        for chunk in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            h = (h ^ u64::from_le_bytes(w))
-                .wrapping_mul(0x0100_0000_01b3)
-                .rotate_left(29);
+        let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+        let Ok(mut file) = std::env::current_exe().and_then(std::fs::File::open) else {
+            return h;
+        };
+        let mut buf = vec![0u8; 1 << 20];
+        let mut eat = |chunk: &[u8]| {
+            for word in chunk.chunks(8) {
+                let mut w = [0u8; 8];
+                w[..word.len()].copy_from_slice(word);
+                h = (h ^ u64::from_le_bytes(w))
+                    .wrapping_mul(0x0100_0000_01b3)
+                    .rotate_left(29);
+            }
+        };
+        // Whole 1 MiB pieces keep the 8-byte word boundaries where they would be in one pass.
+        let mut filled = 0;
+        loop {
+            match file.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    filled += n;
+                    if filled == buf.len() {
+                        eat(&buf);
+                        filled = 0;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
         }
+        eat(&buf[..filled]);
         h
     })
 }
