@@ -49,7 +49,13 @@ async fn auth_refusals(e: Env) {
     for bad in [
         "sk-nope".to_string(),
         "' OR '1'='1".to_string(),
-        format!("{}0", &good[..good.len() - 1]),
+        // Right shape, one character of the secret changed (never to itself: 1 in 16 keys end
+        // in '0').
+        format!(
+            "{}{}",
+            &good[..good.len() - 1],
+            if good.ends_with('0') { '1' } else { '0' }
+        ),
         "x".repeat(10_000),
     ] {
         let r = e.chat(&bad, "fake", json!({})).await;
