@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hanlin_gateway::ops::{self, NewKey, NewTenant};
+use hanlin_gateway::ops;
 use hanlin_gateway::{Cipher, Gateway, GatewayConfig};
 use hanlin_server::{AppState, ServerConfig};
 use hanlin_store::SqlStore;
@@ -92,32 +92,7 @@ fn main() {
         match mode.as_str() {
             "init" => {
                 let gw = gateway(&db).await;
-                let t = ops::create_tenant(
-                    &gw,
-                    NewTenant {
-                        name: "ops".into(),
-                        kind: Some("internal".into()),
-                        billing: Some("postpaid".into()),
-                        currency: None,
-                        group: None,
-                        credit_limit: None,
-                        included_tokens: None,
-                        rpm: None,
-                        tpm: None,
-                    },
-                )
-                .await
-                .unwrap();
-                let (_, key) = ops::create_key(
-                    &gw,
-                    NewKey {
-                        tenant: t.id,
-                        admin: Some(true),
-                        ..NewKey::default()
-                    },
-                )
-                .await
-                .unwrap();
+                let (_, key) = ops::create_admin(&gw, "ops").await.unwrap();
                 println!("{}", key.expose());
             }
             "serve" => {

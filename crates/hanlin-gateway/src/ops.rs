@@ -357,6 +357,36 @@ impl From<&ApiKeyRecord> for KeyView {
     }
 }
 
+/// An internal, postpaid tenant named `name` with one admin key: how a fresh deployment (or a
+/// test) gets its first administrator.
+pub async fn create_admin(gw: &Gateway, name: &str) -> R<(Tenant, Secret)> {
+    let tenant = create_tenant(
+        gw,
+        NewTenant {
+            name: name.into(),
+            kind: Some("internal".into()),
+            billing: Some("postpaid".into()),
+            currency: None,
+            group: None,
+            credit_limit: None,
+            included_tokens: None,
+            rpm: None,
+            tpm: None,
+        },
+    )
+    .await?;
+    let (_, key) = create_key(
+        gw,
+        NewKey {
+            tenant: tenant.id.clone(),
+            admin: Some(true),
+            ..NewKey::default()
+        },
+    )
+    .await?;
+    Ok((tenant, key))
+}
+
 /// Creates a key; the returned secret is the only time it is ever visible.
 pub async fn create_key(gw: &Gateway, n: NewKey) -> R<(ApiKeyRecord, Secret)> {
     let tenant = find_tenant(gw, &n.tenant).await?;

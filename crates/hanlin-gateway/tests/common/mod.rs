@@ -50,32 +50,7 @@ pub async fn env_with(db: Db, name: &str, fake: FakeConfig) -> Option<Env> {
     let fake = FakeBackend::new(fake);
     let state =
         AppState::new(Arc::new(fake.clone()), ServerConfig::default()).with_gateway(gw.clone());
-    let ops_tenant = ops::create_tenant(
-        &gw,
-        NewTenant {
-            name: "ops".into(),
-            kind: Some("internal".into()),
-            billing: Some("postpaid".into()),
-            currency: None,
-            group: None,
-            credit_limit: None,
-            included_tokens: None,
-            rpm: None,
-            tpm: None,
-        },
-    )
-    .await
-    .unwrap();
-    let (_, admin) = ops::create_key(
-        &gw,
-        NewKey {
-            tenant: ops_tenant.id,
-            admin: Some(true),
-            ..NewKey::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (_, admin) = ops::create_admin(&gw, "ops").await.unwrap();
     Some(Env {
         app: router(state),
         gw,
