@@ -8,17 +8,24 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 DUR="${1:-15}"
 T="${CARGO_TARGET_DIR:-target}"
-cargo build --release -p hanlin-gateway --example fake_serve >&2
-BIN="$T/release/examples/fake_serve"
+# FAKE_SERVE_BIN: a prebuilt fake_serve (e.g. an older build, to compare two versions in one run).
+if [ -n "${FAKE_SERVE_BIN:-}" ]; then
+  BIN="$FAKE_SERVE_BIN"
+else
+  cargo build --release -p hanlin-gateway --example fake_serve >&2
+  BIN="$T/release/examples/fake_serve"
+fi
 export HANLIN_SECRET_KEY=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
 TMP="$(mktemp -d)"
 PIDS=()
+declare -A PORT_PID
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"' EXIT
 
 start() { # mode port [args…] — waits for "listening"
   local mode=$1 port=$2; shift 2
   "$BIN" "$mode" --port "$port" "$@" >"$TMP/$mode-$port.out" 2>"$TMP/$mode-$port.err" &
   PIDS+=($!)
+  PORT_PID[$port]=$!
   for _ in $(seq 100); do grep -q listening "$TMP/$mode-$port.out" && return; sleep 0.05; done
   echo "$mode did not start" >&2; exit 1
 }
@@ -38,10 +45,17 @@ function done(summary, latency, requests)
 end
 LUA
 
-run() { # label port model key
-  local out
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime of a process
+
+run() { # label port model key — also prints the server's CPU time per request (robust to noise)
+  local out pid c0 c1 n hz
+  pid=${PORT_PID[$2]}
+  hz=$(getconf CLK_TCK)
+  c0=$(cpu_ticks "$pid")
   out=$(MODEL="$3" KEY="$4" wrk -t2 -c10 -d"${DUR}s" -s "$TMP/load.lua" "http://127.0.0.1:$2/v1/chat/completions" | grep RESULT)
-  echo "$1 $out"
+  c1=$(cpu_ticks "$pid")
+  n=$(echo "$out" | sed -E 's/.*rps=([0-9]+).*/\1/')
+  echo "$1 $out server_cpu_us_per_req=$(( (c1 - c0) * 1000000 / hz / (n * DUR) ))"
 }
 
 start stub 18451

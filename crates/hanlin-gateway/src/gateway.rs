@@ -287,8 +287,8 @@ impl Gateway {
             .map(str::trim)
             .ok_or(GatewayError::Unauthorized(BAD))?;
         let (id, secret) = parse_key(given).ok_or(GatewayError::Unauthorized(BAD))?;
-        let key = match self.store().key(id).await {
-            Ok(k) => k,
+        let (key, tenant) = match self.store().key_with_tenant(id).await {
+            Ok(kt) => kt,
             Err(hanlin_store::StoreError::NotFound(_)) => {
                 return Err(GatewayError::Unauthorized(BAD))
             }
@@ -307,7 +307,6 @@ impl Gateway {
             tracing::info!(key = %key.id, "expired key used");
             return Err(GatewayError::Unauthorized(BAD));
         }
-        let tenant = self.store().tenant(&key.tenant_id).await?;
         if tenant.disabled {
             return Err(GatewayError::Forbidden {
                 message: "This account is disabled.".into(),
@@ -449,11 +448,7 @@ impl Gateway {
         // Writes are retried briefly: a busy database must not lose a billable record.
         let mut attempt = 0;
         loop {
-            match self
-                .store()
-                .settle(&record, &month_of(now), tokens.total())
-                .await
-            {
+            match self.store().settle(&record).await {
                 Ok(_) => break,
                 Err(e) if attempt < 3 => {
                     attempt += 1;
@@ -467,15 +462,14 @@ impl Gateway {
             }
         }
         let delta = tokens.total() - adm.est_tokens;
-        if delta != 0 {
-            for scope in &adm.token_scopes {
-                if let Err(e) = self
-                    .store()
-                    .hit_window(scope, adm.window_start, 0, delta)
-                    .await
-                {
-                    tracing::warn!(error = %e, "correcting the token window failed");
-                }
+        if delta != 0 && !adm.token_scopes.is_empty() {
+            let scopes: Vec<&str> = adm.token_scopes.iter().map(String::as_str).collect();
+            if let Err(e) = self
+                .store()
+                .hit_windows(&scopes, adm.window_start, 0, delta)
+                .await
+            {
+                tracing::warn!(error = %e, "correcting the token windows failed");
             }
         }
     }

@@ -75,9 +75,9 @@ impl RateInfo {
     }
 }
 
-/// Counts this request against every active limit. Over a limit: the counts are given back and
-/// the refusal names the scope. Returns the header state and the scopes whose token counts the
-/// settlement corrects.
+/// Counts this request against every active limit (one statement for all scopes). Over a
+/// limit: the counts are given back and the refusal names the scope. Returns the header state
+/// and the scopes whose token counts the settlement corrects.
 pub async fn hit(
     store: &dyn Store,
     checks: &[Check],
@@ -89,6 +89,10 @@ pub async fn hit(
     if active.is_empty() {
         return Ok((None, Vec::new()));
     }
+    let scopes: Vec<&str> = active.iter().map(|c| c.scope.as_str()).collect();
+    let totals = store
+        .hit_windows(&scopes, window_start, 1, est_tokens)
+        .await?;
     let reset_ms = window_start + 60_000 - now;
     let mut info = RateInfo {
         reset_ms,
@@ -96,12 +100,7 @@ pub async fn hit(
         remaining_tokens: i64::MAX,
         ..RateInfo::default()
     };
-    let mut done: Vec<&Check> = Vec::new();
-    for c in active {
-        let (reqs, toks) = store
-            .hit_window(&c.scope, window_start, 1, est_tokens)
-            .await?;
-        done.push(c);
+    for (c, &(reqs, toks)) in active.iter().zip(&totals) {
         let over = if c.rpm > 0 && reqs > c.rpm {
             Some(("requests", c.rpm))
         } else if c.tpm > 0 && toks > c.tpm {
@@ -110,9 +109,7 @@ pub async fn hit(
             None
         };
         if let Some((what, limit)) = over {
-            for d in &done {
-                undo_one(store, d, window_start, est_tokens).await;
-            }
+            give_back(store, &scopes, window_start, est_tokens).await;
             return Err(GatewayError::RateLimited {
                 what,
                 scope: c.label,
@@ -129,22 +126,27 @@ pub async fn hit(
             info.limit_tokens = Some(c.tpm);
         }
     }
-    let token_scopes = done.iter().map(|c| c.scope.clone()).collect();
+    let token_scopes = scopes.iter().map(|s| s.to_string()).collect();
     Ok((Some(info), token_scopes))
 }
 
-async fn undo_one(store: &dyn Store, c: &Check, window_start: i64, est_tokens: i64) {
+async fn give_back(store: &dyn Store, scopes: &[&str], window_start: i64, est_tokens: i64) {
     if let Err(e) = store
-        .hit_window(&c.scope, window_start, -1, -est_tokens)
+        .hit_windows(scopes, window_start, -1, -est_tokens)
         .await
     {
-        tracing::warn!(error = %e, "giving back a rate-limit slot failed");
+        tracing::warn!(error = %e, "giving back rate-limit slots failed");
     }
 }
 
 /// Gives back the counts of a request refused after [`hit`] let it through.
 pub async fn undo(store: &dyn Store, checks: &[Check], window_start: i64, est_tokens: i64) {
-    for c in checks.iter().filter(|c| c.active()) {
-        undo_one(store, c, window_start, est_tokens).await;
+    let scopes: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.active())
+        .map(|c| c.scope.as_str())
+        .collect();
+    if !scopes.is_empty() {
+        give_back(store, &scopes, window_start, est_tokens).await;
     }
 }

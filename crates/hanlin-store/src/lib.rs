@@ -63,6 +63,8 @@ pub trait KeyRepo: Send + Sync {
     async fn create_key(&self, k: &ApiKeyRecord) -> Result<()>;
     /// One key by its public id (the part of the key before the secret).
     async fn key(&self, id: &str) -> Result<ApiKeyRecord>;
+    /// One key and its tenant, in one round trip (the authentication path).
+    async fn key_with_tenant(&self, id: &str) -> Result<(ApiKeyRecord, Tenant)>;
     /// Keys of one tenant, or all keys.
     async fn keys(&self, tenant_id: Option<&str>) -> Result<Vec<ApiKeyRecord>>;
     /// Revokes a key at `now_ms`; false when it was already revoked.
@@ -86,10 +88,11 @@ pub trait BillingRepo: Send + Sync {
     /// Atomically holds `r.amount` against the tenant's balance (respecting its credit limit) and
     /// the key's spend cap; false (and nothing held) when either would be exceeded.
     async fn reserve(&self, r: &Reservation) -> Result<bool>;
-    /// In one transaction: appends the usage record unless its request id is already in the
-    /// ledger, charges the cost to tenant and key if it was appended, and releases the request's
+    /// Atomically: appends the usage record unless its request id is already in the ledger,
+    /// charges its cost to tenant and key and counts its prompt + completion tokens in the
+    /// tenant's UTC month of `created_ms` if it was appended, and releases the request's
     /// reservation. Returns whether the record was new. Safe to call twice.
-    async fn settle(&self, u: &UsageRecord, period: &str, period_tokens: i64) -> Result<bool>;
+    async fn settle(&self, u: &UsageRecord) -> Result<bool>;
     /// Releases reservations older than `before_ms` (left behind by a crashed replica).
     async fn sweep_reservations(&self, before_ms: i64) -> Result<u64>;
     /// One ledger row by request id.
@@ -128,15 +131,29 @@ pub trait BillingRepo: Send + Sync {
 /// Fixed-window request and token counters shared by every replica on the database.
 #[async_trait]
 pub trait LimitRepo: Send + Sync {
-    /// Adds to the counters of `scope` in the window starting at `window_start_ms` and returns
-    /// the new totals `(requests, tokens)`.
+    /// Adds `requests` and `tokens` to the counters of every scope (distinct names) in the
+    /// window starting at `window_start_ms`, in one atomic statement, and returns each scope's
+    /// new totals `(requests, tokens)` in the order given.
+    async fn hit_windows(
+        &self,
+        scopes: &[&str],
+        window_start_ms: i64,
+        requests: i64,
+        tokens: i64,
+    ) -> Result<Vec<(i64, i64)>>;
+    /// [`LimitRepo::hit_windows`] for one scope.
     async fn hit_window(
         &self,
         scope: &str,
         window_start_ms: i64,
         requests: i64,
         tokens: i64,
-    ) -> Result<(i64, i64)>;
+    ) -> Result<(i64, i64)> {
+        self.hit_windows(&[scope], window_start_ms, requests, tokens)
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Backend("rate window row missing".into()))
+    }
     /// Forgets windows that started before `before_ms`.
     async fn prune_windows(&self, before_ms: i64) -> Result<u64>;
 }

@@ -163,16 +163,26 @@ async fn story(s: Arc<SqlStore>) {
     let t = s.tenant("t1").await.unwrap();
     assert_eq!((t.balance, t.reserved), (1_000, 600));
     assert!(s
-        .settle(&usage("r1", "t1", "k1", "m1", 500, 10_000), "1970-01", 15)
+        .settle(&usage("r1", "t1", "k1", "m1", 500, 10_000))
         .await
         .unwrap());
     // The same request id again: no second row, no second charge.
     assert!(!s
-        .settle(&usage("r1", "t1", "k1", "m1", 500, 10_000), "1970-01", 15)
+        .settle(&usage("r1", "t1", "k1", "m1", 500, 10_000))
         .await
         .unwrap());
     let t = s.tenant("t1").await.unwrap();
     assert_eq!((t.balance, t.reserved, t.period_tokens), (500, 0, 15));
+    assert_eq!(t.period, "1970-01", "the UTC month of the row's created_ms");
+    let (k, kt) = s.key_with_tenant("k1").await.unwrap();
+    assert_eq!(
+        (k.spent, k.reserved, kt.id.as_str(), kt.balance),
+        (500, 0, "t1", 500)
+    );
+    assert!(matches!(
+        s.key_with_tenant("nope").await,
+        Err(StoreError::NotFound(_))
+    ));
     assert_eq!(s.key("k1").await.unwrap().spent, 500);
     assert_eq!(s.ledger_row("r1").await.unwrap().unwrap().cost, 500);
     assert_eq!(s.ledger(Some("t1"), 0, i64::MAX).await.unwrap().len(), 1);
@@ -181,13 +191,9 @@ async fn story(s: Arc<SqlStore>) {
     s.create_key(&key("k4", "t1", 300)).await.unwrap();
     assert!(!s.reserve(&hold("r3", "t1", "k4", 301)).await.unwrap());
     assert!(s.reserve(&hold("r3", "t1", "k4", 300)).await.unwrap());
-    s.settle(
-        &usage("r3", "t1", "k4", "m2", 300, 10_000 + 86_400_000),
-        "1970-01",
-        15,
-    )
-    .await
-    .unwrap();
+    s.settle(&usage("r3", "t1", "k4", "m2", 300, 10_000 + 86_400_000))
+        .await
+        .unwrap();
     assert!(
         !s.reserve(&hold("r4", "t1", "k4", 1)).await.unwrap(),
         "cap reached"
@@ -200,7 +206,7 @@ async fn story(s: Arc<SqlStore>) {
         .unwrap();
     s.create_key(&key("k5", "t2", 0)).await.unwrap();
     assert!(s.reserve(&hold("p1", "t2", "k5", 800)).await.unwrap());
-    s.settle(&usage("p1", "t2", "k5", "m1", 800, 20_000), "1970-01", 15)
+    s.settle(&usage("p1", "t2", "k5", "m1", 800, 20_000))
         .await
         .unwrap();
     assert_eq!(s.tenant("t2").await.unwrap().balance, -800);
@@ -286,7 +292,14 @@ async fn story(s: Arc<SqlStore>) {
         s.hit_window("key:k1", 60_000, 0, -3).await.unwrap(),
         (2, 12)
     );
-    assert_eq!(s.prune_windows(120_000).await.unwrap(), 1);
+    // Several scopes in one statement, totals in the order asked.
+    assert_eq!(
+        s.hit_windows(&["tenant:t1", "key:k1", "model:m1"], 60_000, 1, 4)
+            .await
+            .unwrap(),
+        vec![(1, 4), (3, 16), (1, 4)]
+    );
+    assert_eq!(s.prune_windows(120_000).await.unwrap(), 3);
 
     // Channels.
     let ch = ChannelRecord {

@@ -14,35 +14,6 @@ use crate::{
 const USAGE_COLS: &str = "request_id, tenant_id, key_id, model, channel, prompt_tokens, \
     cached_tokens, completion_tokens, cost, currency, latency_ms, status, created_ms";
 
-/// Releases the reservation of `request_id`, if any, inside `tx`.
-async fn release(tx: &mut Transaction<'static, Any>, request_id: &str) -> Result<()> {
-    let row = sqlx::query(
-        "DELETE FROM reservations WHERE request_id = $1 RETURNING tenant_id, key_id, amount",
-    )
-    .bind(request_id)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_err)?;
-    if let Some(r) = row {
-        let tenant: String = r.try_get("tenant_id").map_err(db_err)?;
-        let key: String = r.try_get("key_id").map_err(db_err)?;
-        let amount: i64 = r.try_get("amount").map_err(db_err)?;
-        sqlx::query("UPDATE tenants SET reserved = reserved - $2 WHERE id = $1")
-            .bind(&tenant)
-            .bind(amount)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err)?;
-        sqlx::query("UPDATE api_keys SET reserved = reserved - $2 WHERE id = $1")
-            .bind(&key)
-            .bind(amount)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err)?;
-    }
-    Ok(())
-}
-
 /// Moves a tenant's balance by `amount` and records the credit, inside `tx`.
 async fn credit_in(tx: &mut Transaction<'static, Any>, c: &Credit) -> Result<()> {
     sqlx::query(
@@ -123,11 +94,34 @@ impl BillingRepo for SqlStore {
     }
 
     async fn reserve(&self, r: &Reservation) -> Result<bool> {
+        // The hold's trigger raises `reserved` on tenant and key; the conditions decide whether
+        // the row (and so the hold) is written at all.
+        if self.is_sqlite() {
+            // One statement: SQLite runs it under its single write lock, so the check and the
+            // hold are atomic against every other writer.
+            let done = sqlx::query(
+                "INSERT INTO reservations (request_id, tenant_id, key_id, amount, created_ms) \
+                 SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $2 \
+                 AND disabled = 0 AND balance - reserved - $4 >= -credit_limit) \
+                 AND EXISTS (SELECT 1 FROM api_keys WHERE id = $3 \
+                 AND (spend_cap = 0 OR spent + reserved + $4 <= spend_cap))",
+            )
+            .bind(&r.request_id)
+            .bind(&r.tenant_id)
+            .bind(&r.key_id)
+            .bind(r.amount)
+            .bind(r.created_ms)
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+            return Ok(done.rows_affected() == 1);
+        }
+        // PostgreSQL under READ COMMITTED: a conditional no-op UPDATE takes the row lock and
+        // re-checks the condition on the newest row version, so replicas queue on the tenant row
+        // and no two can both take the last of a balance.
         let mut tx = self.pool().begin().await.map_err(db_err)?;
-        // The condition sits in the UPDATE itself: the row lock (PostgreSQL) or the write lock
-        // (SQLite) makes check-and-hold atomic across every replica.
         let t = sqlx::query(
-            "UPDATE tenants SET reserved = reserved + $2 WHERE id = $1 AND disabled = 0 \
+            "UPDATE tenants SET reserved = reserved WHERE id = $1 AND disabled = 0 \
              AND balance - reserved - $2 >= -credit_limit",
         )
         .bind(&r.tenant_id)
@@ -140,7 +134,7 @@ impl BillingRepo for SqlStore {
             return Ok(false);
         }
         let k = sqlx::query(
-            "UPDATE api_keys SET reserved = reserved + $2 WHERE id = $1 \
+            "UPDATE api_keys SET reserved = reserved WHERE id = $1 \
              AND (spend_cap = 0 OR spent + reserved + $2 <= spend_cap)",
         )
         .bind(&r.key_id)
@@ -168,8 +162,9 @@ impl BillingRepo for SqlStore {
         Ok(true)
     }
 
-    async fn settle(&self, u: &UsageRecord, period: &str, period_tokens: i64) -> Result<bool> {
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+    async fn settle(&self, u: &UsageRecord) -> Result<bool> {
+        // One statement: the ledger's trigger charges tenant and key and releases the hold in
+        // the same atomic write, so a crash leaves all of it or none.
         let inserted = sqlx::query(&format!(
             "INSERT INTO usage_ledger ({USAGE_COLS}) VALUES \
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
@@ -188,75 +183,30 @@ impl BillingRepo for SqlStore {
         .bind(u.latency_ms)
         .bind(u.status)
         .bind(u.created_ms)
-        .execute(&mut *tx)
+        .execute(self.pool())
         .await
         .map_err(db_err)?
         .rows_affected()
             == 1;
-        // Release the hold and charge in the same two row updates (fewer round trips on the
-        // hot path than charging and releasing separately).
-        let held = sqlx::query("DELETE FROM reservations WHERE request_id = $1 RETURNING amount")
-            .bind(&u.request_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .map(|r| r.try_get::<i64, _>(0))
-            .transpose()
-            .map_err(db_err)?
-            .unwrap_or(0);
-        if inserted {
-            sqlx::query(
-                "UPDATE tenants SET balance = balance - $2, reserved = reserved - $5, period = $3, \
-                 period_tokens = CASE WHEN period = $3 THEN period_tokens + $4 ELSE $4 END \
-                 WHERE id = $1",
-            )
-            .bind(&u.tenant_id)
-            .bind(u.cost)
-            .bind(period)
-            .bind(period_tokens)
-            .bind(held)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        } else if held != 0 {
-            sqlx::query("UPDATE tenants SET reserved = reserved - $2 WHERE id = $1")
-                .bind(&u.tenant_id)
-                .bind(held)
-                .execute(&mut *tx)
+        if !inserted {
+            // Settled before (a retry after a lost reply): only a hold may be left to release.
+            sqlx::query("DELETE FROM reservations WHERE request_id = $1")
+                .bind(&u.request_id)
+                .execute(self.pool())
                 .await
                 .map_err(db_err)?;
         }
-        let cost = if inserted { u.cost } else { 0 };
-        if cost != 0 || held != 0 {
-            sqlx::query(
-                "UPDATE api_keys SET spent = spent + $2, reserved = reserved - $3 WHERE id = $1",
-            )
-            .bind(&u.key_id)
-            .bind(cost)
-            .bind(held)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)?;
         Ok(inserted)
     }
 
     async fn sweep_reservations(&self, before_ms: i64) -> Result<u64> {
-        let rows = sqlx::query("SELECT request_id FROM reservations WHERE created_ms < $1")
+        // The release trigger gives each hold back to its tenant and key.
+        let done = sqlx::query("DELETE FROM reservations WHERE created_ms < $1")
             .bind(before_ms)
-            .fetch_all(self.pool())
+            .execute(self.pool())
             .await
             .map_err(db_err)?;
-        let mut n = 0;
-        for r in rows {
-            let id: String = r.try_get(0).map_err(db_err)?;
-            let mut tx = self.pool().begin().await.map_err(db_err)?;
-            release(&mut tx, &id).await?;
-            tx.commit().await.map_err(db_err)?;
-            n += 1;
-        }
-        Ok(n)
+        Ok(done.rows_affected())
     }
 
     async fn ledger_row(&self, request_id: &str) -> Result<Option<UsageRecord>> {

@@ -15,7 +15,7 @@ use crate::{
     ApiKeyRecord, ChannelRecord, ChannelRepo, KeyRepo, LimitRepo, Result, Store, StoreError,
     Tenant, TenantRepo,
 };
-use rows::{channel_from, key_from, tenant_from};
+use rows::{channel_from, key_from, tenant_from, tenant_from_prefixed};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -140,6 +140,10 @@ impl SqlStore {
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
+
+    pub(crate) fn is_sqlite(&self) -> bool {
+        self.kind == Kind::Sqlite
+    }
 }
 
 impl Store for SqlStore {
@@ -155,6 +159,16 @@ const TENANT_COLS: &str = "id, name, kind, billing, currency, group_name, balanc
     credit_limit, included_tokens, period, period_tokens, rpm, tpm, disabled, created_ms";
 const KEY_COLS: &str = "id, tenant_id, name, hash, is_admin, models, expires_ms, spend_cap, \
     spent, reserved, rpm, tpm, revoked_ms, created_ms";
+/// [`KEY_COLS`] qualified for a join with `tenants t`.
+const KEY_COLS_K: &str = "k.id, k.tenant_id, k.name, k.hash, k.is_admin, k.models, \
+    k.expires_ms, k.spend_cap, k.spent, k.reserved, k.rpm, k.tpm, k.revoked_ms, k.created_ms";
+/// [`TENANT_COLS`] of `tenants t`, renamed `t_…` so they do not collide with the key's.
+const TENANT_COLS_T: &str = "t.id AS t_id, t.name AS t_name, t.kind AS t_kind, \
+    t.billing AS t_billing, t.currency AS t_currency, t.group_name AS t_group_name, \
+    t.balance AS t_balance, t.reserved AS t_reserved, t.credit_limit AS t_credit_limit, \
+    t.included_tokens AS t_included_tokens, t.period AS t_period, \
+    t.period_tokens AS t_period_tokens, t.rpm AS t_rpm, t.tpm AS t_tpm, \
+    t.disabled AS t_disabled, t.created_ms AS t_created_ms";
 const CHANNEL_COLS: &str = "id, name, base_url, key_enc, models, weight, priority, enabled, \
     unhealthy_until_ms, failures, created_ms";
 
@@ -304,6 +318,19 @@ impl KeyRepo for SqlStore {
             .ok_or_else(|| StoreError::NotFound("key".into()))
     }
 
+    async fn key_with_tenant(&self, id: &str) -> Result<(ApiKeyRecord, Tenant)> {
+        let row = sqlx::query(&format!(
+            "SELECT {KEY_COLS_K}, {TENANT_COLS_T} FROM api_keys k \
+             JOIN tenants t ON t.id = k.tenant_id WHERE k.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let row = row.ok_or_else(|| StoreError::NotFound("key".into()))?;
+        Ok((key_from(&row)?, tenant_from_prefixed(&row, "t_")?))
+    }
+
     async fn keys(&self, tenant_id: Option<&str>) -> Result<Vec<ApiKeyRecord>> {
         let rows = match tenant_id {
             Some(t) => {
@@ -357,32 +384,54 @@ impl KeyRepo for SqlStore {
 
 #[async_trait]
 impl LimitRepo for SqlStore {
-    async fn hit_window(
+    async fn hit_windows(
         &self,
-        scope: &str,
+        scopes: &[&str],
         window_start_ms: i64,
         requests: i64,
         tokens: i64,
-    ) -> Result<(i64, i64)> {
-        // One statement, atomic on both databases: concurrent replicas each see the total
-        // including their own hit, so no two can both take the last slot.
-        let row = sqlx::query(
-            "INSERT INTO rate_windows (scope, window_start, requests, tokens) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (scope, window_start) DO UPDATE SET \
+    ) -> Result<Vec<(i64, i64)>> {
+        if scopes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement for every scope, atomic on both databases: concurrent replicas each see
+        // the totals including their own hit, so no two can both take the last slot.
+        let values: Vec<String> = (0..scopes.len())
+            .map(|i| format!("(${}, $1, $2, $3)", i + 4))
+            .collect();
+        let sql = format!(
+            "INSERT INTO rate_windows (scope, window_start, requests, tokens) VALUES {} \
+             ON CONFLICT (scope, window_start) DO UPDATE SET \
              requests = rate_windows.requests + excluded.requests, \
-             tokens = rate_windows.tokens + excluded.tokens RETURNING requests, tokens",
-        )
-        .bind(scope)
-        .bind(window_start_ms)
-        .bind(requests)
-        .bind(tokens)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok((
-            row.try_get::<i64, _>(0).map_err(db_err)?,
-            row.try_get::<i64, _>(1).map_err(db_err)?,
-        ))
+             tokens = rate_windows.tokens + excluded.tokens RETURNING scope, requests, tokens",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(window_start_ms)
+            .bind(requests)
+            .bind(tokens);
+        for scope in scopes {
+            q = q.bind(*scope);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
+        // RETURNING gives no order guarantee for a multi-row insert: match by scope.
+        let mut totals = vec![None; scopes.len()];
+        for row in &rows {
+            let scope: String = row.try_get(0).map_err(db_err)?;
+            let counts = (
+                row.try_get::<i64, _>(1).map_err(db_err)?,
+                row.try_get::<i64, _>(2).map_err(db_err)?,
+            );
+            for (i, s) in scopes.iter().enumerate() {
+                if *s == scope {
+                    totals[i] = Some(counts);
+                }
+            }
+        }
+        totals
+            .into_iter()
+            .map(|t| t.ok_or_else(|| StoreError::Backend("rate window row missing".into())))
+            .collect()
     }
 
     async fn prune_windows(&self, before_ms: i64) -> Result<u64> {

@@ -23,23 +23,29 @@ fn list(r: &AnyRow, c: &str) -> Result<Vec<String>> {
 }
 
 pub(crate) fn tenant_from(r: &AnyRow) -> Result<Tenant> {
+    tenant_from_prefixed(r, "")
+}
+
+/// A tenant from columns named `{prefix}id`, `{prefix}name`, … (a join renames them).
+pub(crate) fn tenant_from_prefixed(r: &AnyRow, prefix: &str) -> Result<Tenant> {
+    let c = |name: &str| format!("{prefix}{name}");
     Ok(Tenant {
-        id: s(r, "id")?,
-        name: s(r, "name")?,
-        kind: s(r, "kind")?.parse()?,
-        billing: s(r, "billing")?.parse()?,
-        currency: s(r, "currency")?.parse()?,
-        group: s(r, "group_name")?,
-        balance: i(r, "balance")?,
-        reserved: i(r, "reserved")?,
-        credit_limit: i(r, "credit_limit")?,
-        included_tokens: i(r, "included_tokens")?,
-        period: s(r, "period")?,
-        period_tokens: i(r, "period_tokens")?,
-        rpm: i(r, "rpm")?,
-        tpm: i(r, "tpm")?,
-        disabled: i(r, "disabled")? != 0,
-        created_ms: i(r, "created_ms")?,
+        id: s(r, &c("id"))?,
+        name: s(r, &c("name"))?,
+        kind: s(r, &c("kind"))?.parse()?,
+        billing: s(r, &c("billing"))?.parse()?,
+        currency: s(r, &c("currency"))?.parse()?,
+        group: s(r, &c("group_name"))?,
+        balance: i(r, &c("balance"))?,
+        reserved: i(r, &c("reserved"))?,
+        credit_limit: i(r, &c("credit_limit"))?,
+        included_tokens: i(r, &c("included_tokens"))?,
+        period: s(r, &c("period"))?,
+        period_tokens: i(r, &c("period_tokens"))?,
+        rpm: i(r, &c("rpm"))?,
+        tpm: i(r, &c("tpm"))?,
+        disabled: i(r, &c("disabled"))? != 0,
+        created_ms: i(r, &c("created_ms"))?,
     })
 }
 
