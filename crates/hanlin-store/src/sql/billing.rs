@@ -1,9 +1,12 @@
 //! Prices, reservations, the ledger, credits and codes: everything that moves money, each
 //! movement in one transaction so that a crash leaves either all of it or none.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use sqlx::{Any, Row, Transaction};
 
+use super::fast::{bind, Try};
 use super::rows::{credit_from, price_from, total_from, usage_from};
 use super::{db_err, SqlStore};
 use crate::{
@@ -13,6 +16,23 @@ use crate::{
 
 const USAGE_COLS: &str = "request_id, tenant_id, key_id, model, channel, prompt_tokens, \
     cached_tokens, completion_tokens, cost, currency, latency_ms, status, created_ms";
+
+/// A hold on SQLite: written only if tenant balance (with credit limit) and key cap allow it.
+const RESERVE_SQLITE: &str =
+    "INSERT INTO reservations (request_id, tenant_id, key_id, amount, created_ms) \
+     SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $2 \
+     AND disabled = 0 AND balance - reserved - $4 >= -credit_limit) \
+     AND EXISTS (SELECT 1 FROM api_keys WHERE id = $3 \
+     AND (spend_cap = 0 OR spent + reserved + $4 <= spend_cap))";
+
+/// A settlement: the ledger row, once per request id (its trigger moves the money).
+static SETTLE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO usage_ledger ({USAGE_COLS}) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         ON CONFLICT (request_id) DO NOTHING"
+    )
+});
 
 /// Moves a tenant's balance by `amount` and records the credit, inside `tx`.
 async fn credit_in(tx: &mut Transaction<'static, Any>, c: &Credit) -> Result<()> {
@@ -99,21 +119,34 @@ impl BillingRepo for SqlStore {
         if self.is_sqlite() {
             // One statement: SQLite runs it under its single write lock, so the check and the
             // hold are atomic against every other writer.
-            let done = sqlx::query(
-                "INSERT INTO reservations (request_id, tenant_id, key_id, amount, created_ms) \
-                 SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $2 \
-                 AND disabled = 0 AND balance - reserved - $4 >= -credit_limit) \
-                 AND EXISTS (SELECT 1 FROM api_keys WHERE id = $3 \
-                 AND (spend_cap = 0 OR spent + reserved + $4 <= spend_cap))",
-            )
-            .bind(&r.request_id)
-            .bind(&r.tenant_id)
-            .bind(&r.key_id)
-            .bind(r.amount)
-            .bind(r.created_ms)
-            .execute(self.pool())
-            .await
-            .map_err(db_err)?;
+            if let Some(fast) = self.fast() {
+                let got = fast.run(|c| {
+                    let mut st = c.prepare_cached(RESERVE_SQLITE)?;
+                    bind(
+                        &mut st,
+                        &[
+                            &r.request_id,
+                            &r.tenant_id,
+                            &r.key_id,
+                            &r.amount,
+                            &r.created_ms,
+                        ],
+                    )?;
+                    st.raw_execute()
+                });
+                if let Try::Done(n) = got {
+                    return Ok(n? == 1);
+                }
+            }
+            let done = sqlx::query(RESERVE_SQLITE)
+                .bind(&r.request_id)
+                .bind(&r.tenant_id)
+                .bind(&r.key_id)
+                .bind(r.amount)
+                .bind(r.created_ms)
+                .execute(self.pool())
+                .await
+                .map_err(db_err)?;
             return Ok(done.rows_affected() == 1);
         }
         // PostgreSQL under READ COMMITTED: a conditional no-op UPDATE takes the row lock and
@@ -165,29 +198,54 @@ impl BillingRepo for SqlStore {
     async fn settle(&self, u: &UsageRecord) -> Result<bool> {
         // One statement: the ledger's trigger charges tenant and key and releases the hold in
         // the same atomic write, so a crash leaves all of it or none.
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO usage_ledger ({USAGE_COLS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-             ON CONFLICT (request_id) DO NOTHING"
-        ))
-        .bind(&u.request_id)
-        .bind(&u.tenant_id)
-        .bind(&u.key_id)
-        .bind(&u.model)
-        .bind(&u.channel)
-        .bind(u.prompt_tokens)
-        .bind(u.cached_tokens)
-        .bind(u.completion_tokens)
-        .bind(u.cost)
-        .bind(u.currency.as_str())
-        .bind(u.latency_ms)
-        .bind(u.status)
-        .bind(u.created_ms)
-        .execute(self.pool())
-        .await
-        .map_err(db_err)?
-        .rows_affected()
-            == 1;
+        let fast = self.fast().map(|f| {
+            f.run(|c| {
+                let mut st = c.prepare_cached(&SETTLE_SQL)?;
+                bind(
+                    &mut st,
+                    &[
+                        &u.request_id,
+                        &u.tenant_id,
+                        &u.key_id,
+                        &u.model,
+                        &u.channel,
+                        &u.prompt_tokens,
+                        &u.cached_tokens,
+                        &u.completion_tokens,
+                        &u.cost,
+                        &u.currency.as_str(),
+                        &u.latency_ms,
+                        &u.status,
+                        &u.created_ms,
+                    ],
+                )?;
+                st.raw_execute()
+            })
+        });
+        let inserted = match fast {
+            Some(Try::Done(n)) => n? == 1,
+            _ => {
+                sqlx::query(&SETTLE_SQL)
+                    .bind(&u.request_id)
+                    .bind(&u.tenant_id)
+                    .bind(&u.key_id)
+                    .bind(&u.model)
+                    .bind(&u.channel)
+                    .bind(u.prompt_tokens)
+                    .bind(u.cached_tokens)
+                    .bind(u.completion_tokens)
+                    .bind(u.cost)
+                    .bind(u.currency.as_str())
+                    .bind(u.latency_ms)
+                    .bind(u.status)
+                    .bind(u.created_ms)
+                    .execute(self.pool())
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected()
+                    == 1
+            }
+        };
         if !inserted {
             // Settled before (a retry after a lost reply): only a hold may be left to release.
             sqlx::query("DELETE FROM reservations WHERE request_id = $1")

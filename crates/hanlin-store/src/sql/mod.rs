@@ -2,9 +2,11 @@
 //! run through sqlx's `Any` driver, with one migrations folder per database.
 
 mod billing;
+pub(crate) mod fast;
 mod rows;
 
 use std::path::Path;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,6 +17,7 @@ use crate::{
     ApiKeyRecord, ChannelRecord, ChannelRepo, KeyRepo, LimitRepo, Result, Store, StoreError,
     Tenant, TenantRepo,
 };
+use fast::{Fast, Try};
 use rows::{channel_from, key_from, tenant_from, tenant_from_prefixed};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -31,6 +34,8 @@ enum Kind {
 pub struct SqlStore {
     pool: AnyPool,
     kind: Kind,
+    /// SQLite files only: the in-place connection for the per-request statements.
+    fast: Option<Arc<Fast>>,
 }
 
 /// Maps a sqlx error to ours; the raw text goes to `Backend` (logs only).
@@ -78,6 +83,14 @@ fn sqlite_url(url: &str) -> Result<String> {
         format!("{query}&mode=rwc")
     };
     Ok(format!("sqlite://{path}?{query}"))
+}
+
+/// The file behind a `sqlite://PATH?…` URL; `None` for in-memory databases (a second
+/// connection would open a different, empty one).
+fn sqlite_file(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite://")?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    (path != ":memory:" && !query.contains("mode=memory")).then(|| path.to_string())
 }
 
 impl SqlStore {
@@ -129,7 +142,11 @@ impl SqlStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
-        Ok(SqlStore { pool, kind })
+        let fast = match sqlite_file(&url) {
+            Some(path) if kind == Kind::Sqlite => Some(Arc::new(Fast::open(&path)?)),
+            _ => None,
+        };
+        Ok(SqlStore { pool, kind, fast })
     }
 
     /// Closes the pool, waiting for connections to be returned.
@@ -143,6 +160,10 @@ impl SqlStore {
 
     pub(crate) fn is_sqlite(&self) -> bool {
         self.kind == Kind::Sqlite
+    }
+
+    pub(crate) fn fast(&self) -> Option<&Fast> {
+        self.fast.as_deref()
     }
 }
 
@@ -169,6 +190,13 @@ const TENANT_COLS_T: &str = "t.id AS t_id, t.name AS t_name, t.kind AS t_kind, \
     t.included_tokens AS t_included_tokens, t.period AS t_period, \
     t.period_tokens AS t_period_tokens, t.rpm AS t_rpm, t.tpm AS t_tpm, \
     t.disabled AS t_disabled, t.created_ms AS t_created_ms";
+/// A key and its tenant in one round trip (authentication).
+static KEY_WITH_TENANT_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {KEY_COLS_K}, {TENANT_COLS_T} FROM api_keys k \
+         JOIN tenants t ON t.id = k.tenant_id WHERE k.id = $1"
+    )
+});
 const CHANNEL_COLS: &str = "id, name, base_url, key_enc, models, weight, priority, enabled, \
     unhealthy_until_ms, failures, created_ms";
 
@@ -319,14 +347,24 @@ impl KeyRepo for SqlStore {
     }
 
     async fn key_with_tenant(&self, id: &str) -> Result<(ApiKeyRecord, Tenant)> {
-        let row = sqlx::query(&format!(
-            "SELECT {KEY_COLS_K}, {TENANT_COLS_T} FROM api_keys k \
-             JOIN tenants t ON t.id = k.tenant_id WHERE k.id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
+        if let Some(fast) = self.fast() {
+            let got = fast.run(|c| {
+                let mut st = c.prepare_cached(&KEY_WITH_TENANT_SQL)?;
+                fast::bind(&mut st, &[&id])?;
+                let mut rows = st.raw_query();
+                Ok(rows.next()?.map(|r| -> Result<(ApiKeyRecord, Tenant)> {
+                    Ok((key_from(r)?, tenant_from_prefixed(r, "t_")?))
+                }))
+            });
+            if let Try::Done(r) = got {
+                return r?.ok_or_else(|| StoreError::NotFound("key".into()))?;
+            }
+        }
+        let row = sqlx::query(&KEY_WITH_TENANT_SQL)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
         let row = row.ok_or_else(|| StoreError::NotFound("key".into()))?;
         Ok((key_from(&row)?, tenant_from_prefixed(&row, "t_")?))
     }
@@ -406,25 +444,48 @@ impl LimitRepo for SqlStore {
              tokens = rate_windows.tokens + excluded.tokens RETURNING scope, requests, tokens",
             values.join(", ")
         );
-        let mut q = sqlx::query(&sql)
-            .bind(window_start_ms)
-            .bind(requests)
-            .bind(tokens);
-        for scope in scopes {
-            q = q.bind(*scope);
-        }
-        let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
+        let rows: Vec<(String, i64, i64)> = match self.fast().map(|f| {
+            f.run(|c| {
+                let mut st = c.prepare_cached(&sql)?;
+                let mut vals: Vec<&dyn rusqlite::ToSql> =
+                    vec![&window_start_ms, &requests, &tokens];
+                vals.extend(scopes.iter().map(|s| s as &dyn rusqlite::ToSql));
+                fast::bind(&mut st, &vals)?;
+                let mut rows = st.raw_query();
+                let mut out = Vec::with_capacity(scopes.len());
+                while let Some(r) = rows.next()? {
+                    out.push((r.get(0)?, r.get(1)?, r.get(2)?));
+                }
+                Ok(out)
+            })
+        }) {
+            Some(Try::Done(r)) => r?,
+            _ => {
+                let mut q = sqlx::query(&sql)
+                    .bind(window_start_ms)
+                    .bind(requests)
+                    .bind(tokens);
+                for scope in scopes {
+                    q = q.bind(*scope);
+                }
+                let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
+                rows.iter()
+                    .map(|row| {
+                        Ok((
+                            row.try_get::<String, _>(0).map_err(db_err)?,
+                            row.try_get::<i64, _>(1).map_err(db_err)?,
+                            row.try_get::<i64, _>(2).map_err(db_err)?,
+                        ))
+                    })
+                    .collect::<Result<_>>()?
+            }
+        };
         // RETURNING gives no order guarantee for a multi-row insert: match by scope.
         let mut totals = vec![None; scopes.len()];
-        for row in &rows {
-            let scope: String = row.try_get(0).map_err(db_err)?;
-            let counts = (
-                row.try_get::<i64, _>(1).map_err(db_err)?,
-                row.try_get::<i64, _>(2).map_err(db_err)?,
-            );
+        for (scope, reqs, toks) in rows {
             for (i, s) in scopes.iter().enumerate() {
                 if *s == scope {
-                    totals[i] = Some(counts);
+                    totals[i] = Some((reqs, toks));
                 }
             }
         }

@@ -6,15 +6,40 @@ use sqlx::Row;
 use super::db_err;
 use crate::{ApiKeyRecord, ChannelRecord, Credit, Price, Result, Tenant, UsageRecord, UsageTotal};
 
-fn i(r: &AnyRow, c: &str) -> Result<i64> {
-    r.try_get::<i64, _>(c).map_err(db_err)
+/// A result row read by column name: sqlx's `AnyRow`, or rusqlite's row on the SQLite hot path
+/// (see `fast.rs`), so both map to records through the same functions.
+pub(crate) trait Cols {
+    fn int(&self, c: &str) -> Result<i64>;
+    fn text(&self, c: &str) -> Result<String>;
 }
 
-fn s(r: &AnyRow, c: &str) -> Result<String> {
-    r.try_get::<String, _>(c).map_err(db_err)
+impl Cols for AnyRow {
+    fn int(&self, c: &str) -> Result<i64> {
+        self.try_get::<i64, _>(c).map_err(db_err)
+    }
+    fn text(&self, c: &str) -> Result<String> {
+        self.try_get::<String, _>(c).map_err(db_err)
+    }
 }
 
-fn list(r: &AnyRow, c: &str) -> Result<Vec<String>> {
+impl Cols for rusqlite::Row<'_> {
+    fn int(&self, c: &str) -> Result<i64> {
+        self.get::<_, i64>(c).map_err(super::fast::lite_err)
+    }
+    fn text(&self, c: &str) -> Result<String> {
+        self.get::<_, String>(c).map_err(super::fast::lite_err)
+    }
+}
+
+fn i(r: &impl Cols, c: &str) -> Result<i64> {
+    r.int(c)
+}
+
+fn s(r: &impl Cols, c: &str) -> Result<String> {
+    r.text(c)
+}
+
+fn list(r: &impl Cols, c: &str) -> Result<Vec<String>> {
     Ok(s(r, c)?
         .split(',')
         .filter(|m| !m.is_empty())
@@ -27,7 +52,7 @@ pub(crate) fn tenant_from(r: &AnyRow) -> Result<Tenant> {
 }
 
 /// A tenant from columns named `{prefix}id`, `{prefix}name`, … (a join renames them).
-pub(crate) fn tenant_from_prefixed(r: &AnyRow, prefix: &str) -> Result<Tenant> {
+pub(crate) fn tenant_from_prefixed(r: &impl Cols, prefix: &str) -> Result<Tenant> {
     let c = |name: &str| format!("{prefix}{name}");
     Ok(Tenant {
         id: s(r, &c("id"))?,
@@ -49,7 +74,7 @@ pub(crate) fn tenant_from_prefixed(r: &AnyRow, prefix: &str) -> Result<Tenant> {
     })
 }
 
-pub(crate) fn key_from(r: &AnyRow) -> Result<ApiKeyRecord> {
+pub(crate) fn key_from(r: &impl Cols) -> Result<ApiKeyRecord> {
     Ok(ApiKeyRecord {
         id: s(r, "id")?,
         tenant_id: s(r, "tenant_id")?,
