@@ -4,10 +4,12 @@ mod constraint;
 mod details;
 mod embed;
 mod error;
+mod kvpool;
 mod local;
 mod manager;
 pub mod rng;
 pub mod sampler;
+mod scheduler;
 mod session;
 pub mod stop;
 

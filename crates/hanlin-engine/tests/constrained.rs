@@ -219,3 +219,48 @@ fn constrained_sampling_is_seed_deterministic_across_batches() {
     }
     assert_eq!(first, alone.0);
 }
+
+#[test]
+fn open_ended_json_closes_before_max_tokens() {
+    // Nothing bounds these strings or the array, and stories260K writes text forever: without
+    // budget-aware closing every run ends mid-string at max_tokens, unparsable.
+    let Some(b) = backend() else { return };
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "title": {"type": "string"},
+            "notes": {"type": "array", "items": {"type": "object", "properties": {
+                "text": {"type": "string"}, "n": {"type": "integer"}},
+                "required": ["text"]}},
+        },
+        "required": ["title", "notes"],
+    });
+    let mut steered = 0;
+    for (seed, max_tokens) in (1..=24).map(|s| (s, 26 + 6 * s as usize)) {
+        let (text, finish) = run(
+            &b,
+            request(
+                OutputConstraint::JsonSchema(schema.clone()),
+                seed,
+                max_tokens,
+            ),
+        );
+        let v: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("seed {seed}, {max_tokens} tokens: {e}: {text}"));
+        assert!(v["title"].is_string(), "{text}");
+        for n in v["notes"].as_array().unwrap() {
+            assert!(n["text"].is_string(), "{text}");
+        }
+        // Steered to a close by the budget: complete, but reported as cut by max_tokens.
+        steered += usize::from(finish == FinishReason::Length);
+    }
+    assert!(steered >= 12, "only {steered} of 24 runs needed steering");
+    // A free-form JSON object too.
+    for seed in 1..=4 {
+        let (text, _) = run(&b, request(OutputConstraint::JsonObject, seed, 16));
+        assert!(
+            serde_json::from_str::<Value>(&text).is_ok_and(|v| v.is_object()),
+            "seed {seed}: {text}"
+        );
+    }
+}

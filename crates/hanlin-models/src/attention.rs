@@ -3,12 +3,17 @@
 //! consecutive positions (a prefill chunk), whose queries share every key and value row read
 //! from an f16 cache. Each item reads its own sequence's cache and writes its own output
 //! slices; results are bit-identical to attending row by row.
+//!
+//! Keys and values are read through the sequence's block table, one block segment at a time:
+//! each score is its own dot product and the value kernel adds `p * v` key by key in order onto
+//! the running output, so splitting the keys at block boundaries gives the same bits as one
+//! contiguous span.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hanlin_kernels::{Kernels, ThreadPool, ATTN_GROUP};
 
-use crate::kv::KvCache;
+use crate::kv::{KvSeqs, KvType, SeqKv};
 use crate::model::BatchRow;
 use crate::ops;
 
@@ -20,6 +25,8 @@ pub(crate) struct AttnBufs {
     qq: Vec<u8>,
     vrow: Vec<f32>,
     o: Vec<f32>,
+    /// Scores or probabilities of one block segment for a group of queries.
+    seg: Vec<f32>,
 }
 
 impl AttnBufs {
@@ -30,6 +37,7 @@ impl AttnBufs {
             qq: Vec::with_capacity((head_dim * 2 + 34) * ATTN_GROUP),
             vrow: vec![0.0; head_dim.max(1) * 4],
             o: vec![0.0; head_dim.max(1) * ATTN_GROUP],
+            seg: Vec::with_capacity(64 * ATTN_GROUP),
         }
     }
 }
@@ -78,11 +86,11 @@ impl BufPtr {
 }
 
 /// `out[t][h] = softmax(q[t][h] · K) · V` for every row `t` and head `h`.
-pub(crate) fn attend(
+pub(crate) fn attend<K: KvSeqs + ?Sized>(
     pool: &ThreadPool,
     a: &AttnShape,
     rows: &[BatchRow],
-    kvs: &[&mut KvCache],
+    kvs: &K,
     q: &[f32],
     out: &mut [f32],
     bufs: &mut [AttnBufs],
@@ -121,10 +129,10 @@ pub(crate) fn attend(
                 {
                     t1 += 1;
                 }
-                let kv = &*kvs[rows[t0].seq];
-                if !attend_group(a, &rows[t0..t1], t0, h, kv, q, out_ptr, buf) {
+                let kv = kvs.view(rows[t0].seq);
+                if !attend_group(a, &rows[t0..t1], t0, h, &kv, q, out_ptr, buf) {
                     for (i, r) in rows[t0..t1].iter().enumerate() {
-                        attend_row(a, r.pos, t0 + i, h, kv, q, out_ptr, buf);
+                        attend_row(a, r.pos, t0 + i, h, &kv, q, out_ptr, buf);
                     }
                 }
                 t0 = t1;
@@ -146,7 +154,7 @@ fn attend_group(
     run: &[BatchRow],
     t0: usize,
     h: usize,
-    kv: &KvCache,
+    kv: &SeqKv<'_>,
     q: &[f32],
     out: OutPtr,
     buf: &mut AttnBufs,
@@ -158,13 +166,11 @@ fn attend_group(
         return true;
     };
     let lo = first_key(a, first.pos);
-    let span = last.pos + 1 - lo;
-    let (Some((keys, ks)), Some((vals, vs))) = (
-        kv.f16_keys(a.layer, lo, kvh),
-        kv.f16_values(a.layer, lo, kvh),
-    ) else {
+    let hi = last.pos + 1;
+    let span = hi - lo;
+    if kv.pool.kv_type() != KvType::F16 {
         return false;
-    };
+    }
     let ng = run.len();
     // ggml converts the query to f16 to dot it with an f16 key cache.
     buf.qq.clear();
@@ -178,10 +184,31 @@ fn attend_group(
     buf.scores.resize(ng * span, 0.0);
     let k = Kernels::detected();
     let scores = &mut buf.scores[..ng * span];
-    if k.attn_scores_f16(keys, ks, span, hk, &buf.qq, scores)
-        .is_err()
-    {
-        return false;
+    let mut j = lo;
+    while j < hi {
+        let (blk, off) = kv.locate(j);
+        let n = (kv.pool.block_size() - off).min(hi - j);
+        let Some((keys, ks)) = kv.pool.f16_keys(blk, a.layer, off, kvh) else {
+            return false;
+        };
+        let done = if n == span {
+            k.attn_scores_f16(keys, ks, n, hk, &buf.qq, scores)
+        } else if ng == 1 {
+            k.attn_scores_f16(keys, ks, n, hk, &buf.qq, &mut scores[j - lo..j - lo + n])
+        } else {
+            // The kernel writes each query's scores back to back; spread them into the rows.
+            buf.seg.resize(ng * n, 0.0);
+            let seg = &mut buf.seg[..ng * n];
+            let r = k.attn_scores_f16(keys, ks, n, hk, &buf.qq, seg);
+            for (row, src) in scores.chunks_mut(span).zip(seg.chunks(n)) {
+                row[j - lo..j - lo + n].copy_from_slice(src);
+            }
+            r
+        };
+        if done.is_err() {
+            return false;
+        }
+        j += n;
     }
     for (r, sc) in run.iter().zip(scores.chunks_mut(span)) {
         let (l, e) = (first_key(a, r.pos) - lo, r.pos + 1 - lo);
@@ -198,8 +225,29 @@ fn attend_group(
     }
     let o = &mut buf.o[..ng * hv];
     o.iter_mut().for_each(|v| *v = 0.0);
-    if k.attn_values_f16(vals, vs, span, hv, scores, o).is_err() {
-        return false;
+    let mut j = lo;
+    while j < hi {
+        let (blk, off) = kv.locate(j);
+        let n = (kv.pool.block_size() - off).min(hi - j);
+        let Some((vals, vs)) = kv.pool.f16_values(blk, a.layer, off, kvh) else {
+            return false;
+        };
+        let done = if n == span {
+            k.attn_values_f16(vals, vs, n, hv, scores, o)
+        } else if ng == 1 {
+            k.attn_values_f16(vals, vs, n, hv, &scores[j - lo..j - lo + n], o)
+        } else {
+            buf.seg.resize(ng * n, 0.0);
+            let seg = &mut buf.seg[..ng * n];
+            for (dst, row) in seg.chunks_mut(n).zip(scores.chunks(span)) {
+                dst.copy_from_slice(&row[j - lo..j - lo + n]);
+            }
+            k.attn_values_f16(vals, vs, n, hv, seg, o)
+        };
+        if done.is_err() {
+            return false;
+        }
+        j += n;
     }
     for (i, src) in o.chunks(hv).enumerate() {
         let t = t0 + i;
@@ -217,7 +265,7 @@ fn attend_row(
     p: usize,
     t: usize,
     h: usize,
-    kv: &KvCache,
+    kv: &SeqKv<'_>,
     q: &[f32],
     out_ptr: OutPtr,
     buf: &mut AttnBufs,
@@ -227,10 +275,10 @@ fn attend_row(
     let span = p + 1 - lo;
     let kvh = h / (a.n_head / a.n_head_kv);
     let qh = &q[t * q_dim + h * a.head_k..t * q_dim + (h + 1) * a.head_k];
-    kv.prepare_query(qh, &mut buf.qh, &mut buf.qq);
+    kv.pool.prepare_query(qh, &mut buf.qh, &mut buf.qq);
     buf.scores.clear();
     buf.scores
-        .extend((lo..=p).map(|j| kv.score(a.layer, j, kvh, &buf.qh, &buf.qq) * a.score_scale));
+        .extend((lo..=p).map(|j| kv.score(a.layer, j, kvh, &buf.qq) * a.score_scale));
     ops::softmax(&mut buf.scores[..span]);
     // SAFETY: the slice for (t, h) lies inside `out` and no other item writes it.
     let o =
@@ -247,3 +295,7 @@ fn attend_row(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "attention_paged_tests.rs"]
+mod paged_tests;

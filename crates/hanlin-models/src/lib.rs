@@ -15,6 +15,6 @@ pub mod weights;
 pub use bert::BertModel;
 pub use config::{Arch, ModelConfig};
 pub use error::{ModelError, Result};
-pub use kv::{KvCache, KvType};
+pub use kv::{BlockTables, KvCache, KvPool, KvType};
 pub use model::{BatchRow, Logits, Model, Scratch};
 pub use reference::ReferenceModel;

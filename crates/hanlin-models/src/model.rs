@@ -10,7 +10,7 @@ use crate::error::{ModelError, Result};
 use hanlin_kernels::ThreadPool;
 
 use crate::attention::{attend, AttnBufs, AttnShape};
-use crate::kv::KvCache;
+use crate::kv::{BlockTables, KvCache, KvPool, KvSeqs, KvType, PagedSeqs};
 use crate::linear::{self, ActBuf};
 use crate::ops;
 use crate::weights::{Weight, Weights};
@@ -214,12 +214,18 @@ impl Model {
     }
 
     /// A KV cache of type `ty` for `n_ctx` positions (clamped to the training context).
-    pub fn kv_cache_typed(&self, n_ctx: usize, ty: crate::kv::KvType) -> Result<KvCache> {
+    pub fn kv_cache_typed(&self, n_ctx: usize, ty: KvType) -> Result<KvCache> {
         KvCache::with_type(
             &self.config,
             n_ctx.clamp(1, self.config.context_length.max(1)),
             ty,
         )
+    }
+
+    /// A pool of `n_blocks` KV blocks of `block_size` positions, shared by many sequences
+    /// through [`BlockTables`] (see [`Model::forward_paged`]).
+    pub fn kv_pool(&self, block_size: usize, n_blocks: usize, ty: KvType) -> Result<KvPool> {
+        KvPool::new(&self.config, block_size, n_blocks, ty)
     }
 
     /// A KV cache for `n_ctx` positions (clamped to the training context).
@@ -257,7 +263,7 @@ impl Model {
             }));
             if let Err(e) = self.run_rows(
                 &rows,
-                &mut [&mut *kv],
+                &mut [&mut *kv][..],
                 s,
                 if want == Logits::All { done } else { 0 },
             ) {
@@ -281,6 +287,29 @@ impl Model {
         kvs: &mut [&mut KvCache],
         s: &'s mut Scratch,
     ) -> Result<&'s [f32]> {
+        self.batch(rows, kvs, s)
+    }
+
+    /// [`Model::forward_batch`] over a shared block pool: row `seq` indexes `tables`, and the
+    /// blocks of each row's position must already be in its sequence's table. Sequences may
+    /// share blocks for positions they only read; logits equal the contiguous cache's bit for
+    /// bit.
+    pub fn forward_paged<'s>(
+        &self,
+        rows: &[BatchRow],
+        pool: &mut KvPool,
+        tables: &BlockTables,
+        s: &'s mut Scratch,
+    ) -> Result<&'s [f32]> {
+        self.batch(rows, &mut PagedSeqs { pool, tables }, s)
+    }
+
+    fn batch<'s, K: KvSeqs + ?Sized>(
+        &self,
+        rows: &[BatchRow],
+        kvs: &mut K,
+        s: &'s mut Scratch,
+    ) -> Result<&'s [f32]> {
         let n_out = rows.iter().filter(|r| r.logits).count();
         let n_vocab = self.config.n_vocab;
         if s.logits.len() < n_out * n_vocab {
@@ -298,10 +327,10 @@ impl Model {
     }
 
     /// Checks rows, runs them, writes logits of marked rows from `first_out` on, updates lengths.
-    fn run_rows(
+    fn run_rows<K: KvSeqs + ?Sized>(
         &self,
         rows: &[BatchRow],
-        kvs: &mut [&mut KvCache],
+        kvs: &mut K,
         s: &mut Scratch,
         first_out: usize,
     ) -> Result<()> {
@@ -313,10 +342,27 @@ impl Model {
                     n_vocab: c.n_vocab,
                 });
             }
-            let kv = kvs.get(r.seq).ok_or_else(|| {
-                ModelError::Kernel(format!("row names sequence {} of {}", r.seq, kvs.len()))
-            })?;
-            kv.check_fits(r.pos, 1)?;
+            if r.seq >= kvs.n_seqs() {
+                return Err(ModelError::Kernel(format!(
+                    "row names sequence {} of {}",
+                    r.seq,
+                    kvs.n_seqs()
+                )));
+            }
+            let kv = kvs.view(r.seq);
+            if r.pos >= kv.capacity() {
+                return Err(ModelError::ContextFull {
+                    needed: r.pos + 1,
+                    n_ctx: kv.capacity(),
+                });
+            }
+            let n_blocks = kv.pool.n_blocks();
+            if let Some(id) = kv.blocks_through(r.pos).find(|&b| b >= n_blocks) {
+                return Err(ModelError::Kernel(format!(
+                    "block {id} of sequence {} is outside the pool",
+                    r.seq
+                )));
+            }
         }
         self.forward_rows(rows, kvs, s)?;
         let mut out = first_out;
@@ -325,10 +371,7 @@ impl Model {
                 self.lm_head(s, t, out)?;
                 out += 1;
             }
-            let kv = &mut kvs[r.seq];
-            if kv.len() < r.pos + 1 {
-                kv.set_len(r.pos + 1);
-            }
+            kvs.filled(r.seq, r.pos + 1);
         }
         Ok(())
     }
@@ -358,10 +401,10 @@ impl Model {
 
     /// Runs `rows` (any mix of sequences and positions) through every layer, writing each
     /// row's keys/values into its sequence's cache; hidden states are left in `s.x`.
-    fn forward_rows(
+    fn forward_rows<K: KvSeqs + ?Sized>(
         &self,
         rows: &[BatchRow],
-        kvs: &mut [&mut KvCache],
+        kvs: &mut K,
         s: &mut Scratch,
     ) -> Result<()> {
         let c = &self.config;
@@ -399,9 +442,9 @@ impl Model {
             let swa = c.swa_layers[il];
             let base = if swa { c.rope_base_swa } else { c.rope_base };
             let scale = c.rope_scale(base, swa);
-            for t in 0..n {
+            for (t, row) in rows.iter().enumerate() {
                 ops::rope_cache_scaled(
-                    rows[t].pos,
+                    row.pos,
                     c.n_rot,
                     base,
                     &scale,
@@ -425,9 +468,10 @@ impl Model {
                     }
                     ops::rope_apply(head, c.n_rot, c.rope_layout, &s.rope);
                 }
-                kvs[rows[t].seq].write(
+                kvs.write(
+                    row.seq,
                     il,
-                    rows[t].pos,
+                    row.pos,
                     &s.k[t * k_dim..(t + 1) * k_dim],
                     &s.v[t * v_dim..(t + 1) * v_dim],
                 );
@@ -442,7 +486,15 @@ impl Model {
                 window: if swa { c.sliding_window } else { None },
                 score_scale: if self.prescale_q { 1.0 } else { c.attn_scale },
             };
-            attend(&self.pool, &shape, rows, kvs, &s.q, &mut s.attn, &mut s.att);
+            attend(
+                &self.pool,
+                &shape,
+                rows,
+                &*kvs,
+                &s.q,
+                &mut s.attn,
+                &mut s.att,
+            );
             let o_dim = c.n_head * hv;
             self.mm(
                 lw.req(Slot::Wo),

@@ -33,6 +33,11 @@ pub struct Args {
     /// Matrix-product threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// KV cache positions per model, shared by all sequences through the paged cache and
+    /// kept as a prefix cache between requests (default: --parallel × --ctx). Memory is
+    /// taken as positions are first used.
+    #[arg(long)]
+    pub kv_tokens: Option<usize>,
     /// Requests that may wait for a slot before new ones get 429.
     #[arg(long, default_value_t = 64)]
     pub queue_depth: usize,
@@ -108,6 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         threads: args.threads,
         parallel: args.parallel,
         queue_depth: args.queue_depth,
+        kv_tokens: args.kv_tokens,
         ..LocalOptions::default()
     };
     let source: Option<ModelSource> = if args.no_store {
