@@ -93,7 +93,7 @@ def test_models(client, server):
     [
         (dict(temperature=3), "temperature"),
         (dict(top_p=0), "top_p"),
-        (dict(n=2), "n"),
+        (dict(n=17), "n"),
         (dict(stop=["a", "b", "c", "d", "e"]), "stop"),
         (dict(logit_bias={"x": 1}), "logit_bias"),
         (dict(top_logprobs=3), "top_logprobs"),

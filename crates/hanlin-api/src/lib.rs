@@ -1,6 +1,7 @@
 //! OpenAI/Ollama wire types, validation and the InferenceBackend trait.
 
 pub mod backend;
+pub mod choices;
 pub mod error;
 pub mod ollama;
 pub mod openai;

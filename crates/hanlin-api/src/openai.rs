@@ -156,13 +156,13 @@ pub struct ChatLogprobs {
 /// One choice of a `chat.completion`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChatChoice {
-    /// Position (always 0: `n` is 1).
+    /// Position among the request's `n` choices.
     pub index: usize,
     /// The reply.
     pub message: AssistantMessage,
     /// Log-probabilities when asked for, else `null`.
     pub logprobs: Option<ChatLogprobs>,
-    /// `stop` or `length`.
+    /// `stop`, `length` or `tool_calls`.
     pub finish_reason: String,
 }
 
@@ -179,7 +179,7 @@ pub struct ChatCompletion {
     pub model: String,
     /// Build/config fingerprint.
     pub system_fingerprint: String,
-    /// The one choice.
+    /// One per requested choice (`n`), in index order.
     pub choices: Vec<ChatChoice>,
     /// Token counts.
     pub usage: CompletionUsage,
@@ -292,7 +292,8 @@ pub struct TextCompletion {
     pub model: String,
     /// Build/config fingerprint.
     pub system_fingerprint: String,
-    /// The one choice (empty on the usage-only final chunk).
+    /// One per choice (`n`) in a full response; the chunk's choice when streaming; empty on
+    /// the usage-only final chunk.
     pub choices: Vec<CompletionChoice>,
     /// Always present when not streaming; when streaming, as for chat chunks.
     #[serde(default, skip_serializing_if = "Option::is_none")]

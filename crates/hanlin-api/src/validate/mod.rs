@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 pub use fields::{body_object, missing, unsupported, wrong_type, Fields};
 
 use crate::backend::{GenerationRequest, PromptInput, SamplingOptions};
+use crate::choices::MAX_CHOICES;
 use crate::error::ApiError;
 use fields::as_int;
 
@@ -25,6 +26,8 @@ pub struct ChatRequest {
     pub stream: bool,
     /// Send a usage-only chunk before `[DONE]`.
     pub include_usage: bool,
+    /// Choices to generate (`n`), 1..=[`MAX_CHOICES`].
+    pub n: usize,
     /// End-user id, for logs.
     pub user: Option<String>,
 }
@@ -40,6 +43,8 @@ pub struct CompletionRequest {
     pub include_usage: bool,
     /// Prepend the prompt to the returned text.
     pub echo: bool,
+    /// Choices to generate (`n`), 1..=[`MAX_CHOICES`].
+    pub n: usize,
     /// End-user id, for logs.
     pub user: Option<String>,
 }
@@ -107,13 +112,24 @@ fn logit_bias(f: &Fields) -> Result<Vec<(u32, f32)>, ApiError> {
     Ok(out)
 }
 
-/// `n` must be 1 for now.
-fn check_n(f: &Fields, key: &str) -> Result<(), ApiError> {
-    match f.int(key, 1, 128)? {
-        None | Some(1) => Ok(()),
-        Some(n) => Err(unsupported(
-            &f.param(key),
-            &format!("only 1 is supported, got {n}; send one request per completion"),
+/// `n`: how many independent choices, 1..=[`MAX_CHOICES`] (each is a running sequence).
+fn choices(f: &Fields) -> Result<usize, ApiError> {
+    Ok(f.int("n", 1, MAX_CHOICES as i64)?.map_or(1, |n| n as usize))
+}
+
+/// Legacy `best_of`: generating more candidates than returned needs a ranking we do not do,
+/// so only `best_of == n` (every candidate returned) is accepted.
+fn check_best_of(f: &Fields, n: usize) -> Result<(), ApiError> {
+    match f.int("best_of", 1, MAX_CHOICES as i64)? {
+        None => Ok(()),
+        Some(b) if b as usize == n => Ok(()),
+        Some(b) if (b as usize) < n => Err(ApiError::invalid(
+            "best_of",
+            format!("Invalid 'best_of': {b} is less than 'n' ({n}); best_of must be greater than or equal to n."),
+        )),
+        Some(b) => Err(unsupported(
+            "best_of",
+            &format!("{b} candidates ranked down to {n} is not supported; use n instead"),
         )),
     }
 }
@@ -153,7 +169,7 @@ pub fn chat_request(body: &Value) -> Result<ChatRequest, ApiError> {
         .and_then(|_| f.get("tools"))
         .and_then(Value::as_array)
         .cloned();
-    check_n(&f, "n")?;
+    let n = choices(&f)?;
     let (stream, include_usage) = stream_flags(&f)?;
     let constraint = crate::structured::openai_constraint(&f)?;
     let logprobs = f.bool("logprobs")?.unwrap_or(false);
@@ -184,6 +200,7 @@ pub fn chat_request(body: &Value) -> Result<ChatRequest, ApiError> {
         tools: tool_spec,
         stream,
         include_usage,
+        n,
         user: f.str("user")?.map(str::to_string),
     })
 }
@@ -193,8 +210,8 @@ pub fn completion_request(body: &Value) -> Result<CompletionRequest, ApiError> {
     let f = Fields::new(body_object(body)?, "");
     let model = f.required_str("model")?.to_string();
     let input = prompt(&f)?;
-    check_n(&f, "n")?;
-    check_n(&f, "best_of")?;
+    let n = choices(&f)?;
+    check_best_of(&f, n)?;
     let (stream, include_usage) = stream_flags(&f)?;
     if f.str("suffix")?.is_some_and(|s| !s.is_empty()) {
         return Err(unsupported(
@@ -216,6 +233,7 @@ pub fn completion_request(body: &Value) -> Result<CompletionRequest, ApiError> {
         stream,
         include_usage,
         echo: f.bool("echo")?.unwrap_or(false),
+        n,
         user: f.str("user")?.map(str::to_string),
     })
 }

@@ -25,6 +25,33 @@ fn minimal_chat_defaults() {
     assert_eq!(r.generation.max_tokens, None);
     assert_eq!(r.generation.logprobs, None);
     assert!(!r.stream && !r.include_usage);
+    assert_eq!(r.n, 1);
+}
+
+#[test]
+fn n_choices_in_range() {
+    assert_eq!(chat_request(&with("n", json!(3))).unwrap().n, 3);
+    assert_eq!(chat_request(&with("n", json!(16))).unwrap().n, 16);
+    let c = |extra: Value| {
+        let mut b = json!({"model": "m", "prompt": "x"});
+        if let (Some(b), Some(e)) = (b.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        completion_request(&b)
+    };
+    assert_eq!(c(json!({"n": 4})).unwrap().n, 4);
+    assert_eq!(c(json!({"n": 4, "best_of": 4})).unwrap().n, 4);
+    assert_eq!(c(json!({"best_of": 1})).unwrap().n, 1);
+    for (bad, param) in [
+        (json!({"n": 17}), "n"),
+        (json!({"n": 0}), "n"),
+        (json!({"n": 1.5}), "n"),
+        (json!({"n": 2, "best_of": 1}), "best_of"),
+        (json!({"n": 2, "best_of": 3}), "best_of"),
+    ] {
+        let e = c(bad.clone()).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some(param), "{bad}");
+    }
 }
 
 #[test]
@@ -117,8 +144,10 @@ fn errors_name_the_field() {
         (with("temperature", json!("hot")), "temperature"),
         (with("top_p", json!(0)), "top_p"),
         (with("top_p", json!(1.01)), "top_p"),
-        (with("n", json!(2)), "n"),
+        (with("n", json!(17)), "n"),
         (with("n", json!(0)), "n"),
+        (with("n", json!(-1)), "n"),
+        (with("n", json!("2")), "n"),
         (with("stop", json!(["a", "b", "c", "d", "e"])), "stop"),
         (with("stop", json!([1])), "stop.[0]"),
         (with("stop", json!("")), "stop"),
@@ -287,6 +316,10 @@ fn completion_fields() {
         ),
         (
             json!({"model": "m", "prompt": "x", "best_of": 2}),
+            "best_of",
+        ),
+        (
+            json!({"model": "m", "prompt": "x", "n": 3, "best_of": 2}),
             "best_of",
         ),
         (

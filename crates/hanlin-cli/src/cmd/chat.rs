@@ -2,7 +2,8 @@
 //!
 //! The KV cache survives between turns, so each reply only processes the new messages.
 //! `/reset` starts over, `/system TEXT` sets the system prompt, Ctrl-C stops a reply
-//! (and quits when no reply is running).
+//! (and quits when no reply is running). With `--json-schema` the chat runs on the engine path
+//! instead (see `constrained.rs`), since a session has no grammar mask.
 
 use std::io::{BufRead, Write};
 use std::ops::ControlFlow;
@@ -13,6 +14,7 @@ use hanlin_engine::{GenerateParams, Session};
 use hanlin_tokenizer::template::RenderRequest;
 use serde_json::json;
 
+use super::constrained::{self, ConstraintArgs};
 use super::generate::{parse_kv_type, SamplingArgs};
 use super::loaded::LoadedModel;
 
@@ -37,6 +39,10 @@ pub struct Args {
     /// KV cache type: f16 or q8_0 (half the memory).
     #[arg(long, default_value = "f16", value_parser = parse_kv_type)]
     pub kv_type: hanlin_models::KvType,
+    /// Constrain every reply to JSON valid against this JSON Schema: a file, or inline JSON
+    /// when the argument starts with `{`.
+    #[arg(long, value_name = "FILE|JSON")]
+    pub json_schema: Option<String>,
     /// Sampling.
     #[command(flatten)]
     pub sampling: SamplingArgs,
@@ -51,18 +57,19 @@ impl Default for Args {
             threads: None,
             ctx: 4096,
             kv_type: hanlin_models::KvType::F16,
+            json_schema: None,
             sampling: SamplingArgs::default(),
         }
     }
 }
 
-static GENERATING: AtomicBool = AtomicBool::new(false);
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// A reply is being generated (Ctrl-C stops it rather than quitting).
+pub(super) static GENERATING: AtomicBool = AtomicBool::new(false);
+/// Ctrl-C was pressed during a reply.
+pub(super) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// Runs the subcommand.
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let loaded = LoadedModel::load(&args.model, args.threads)?;
-    let template = loaded.chat_template()?;
+/// Ctrl-C stops a running reply, or quits when none is running.
+pub(super) fn install_ctrlc() -> anyhow::Result<()> {
     ctrlc::set_handler(|| {
         if GENERATING.load(Ordering::SeqCst) {
             INTERRUPTED.store(true, Ordering::SeqCst);
@@ -71,7 +78,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             std::process::exit(130);
         }
     })
-    .context("installing the Ctrl-C handler")?;
+    .context("installing the Ctrl-C handler")
+}
+
+/// Runs the subcommand.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(schema) = &args.json_schema {
+        let flags = ConstraintArgs {
+            json_schema: Some(schema.clone()),
+            ..ConstraintArgs::default()
+        };
+        if let Some(c) = flags.constraint()? {
+            return constrained::chat(&args, c);
+        }
+    }
+    let loaded = LoadedModel::load(&args.model, args.threads)?;
+    let template = loaded.chat_template()?;
+    install_ctrlc()?;
 
     let mut session =
         Session::with_kv_type(&loaded.model, &loaded.tokenizer, args.ctx, args.kv_type)?;

@@ -6,6 +6,7 @@ use std::ops::ControlFlow;
 use anyhow::Context;
 use hanlin_engine::{GenerateParams, SamplingParams, Session};
 
+use super::constrained::{self, ConstraintArgs};
 use super::loaded::LoadedModel;
 
 /// Sampling flags shared by `generate` and `chat`.
@@ -117,6 +118,9 @@ pub struct Args {
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     pub json: bool,
+    /// Output constraint (structured output).
+    #[command(flatten)]
+    pub constraint: ConstraintArgs,
     /// Sampling.
     #[command(flatten)]
     pub sampling: SamplingArgs,
@@ -124,6 +128,9 @@ pub struct Args {
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(c) = args.constraint.constraint()? {
+        return constrained::run(&args, c);
+    }
     let loaded = LoadedModel::load(&args.model, args.threads)?;
     let prompt = loaded
         .tokenizer

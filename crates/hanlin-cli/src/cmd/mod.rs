@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod bench;
 pub mod chat;
+pub mod constrained;
 pub mod convert;
 pub mod gateway;
 pub mod generate;

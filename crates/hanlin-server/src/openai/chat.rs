@@ -63,102 +63,115 @@ pub async fn chat_completions(
         fingerprint: state.fingerprint().to_string(),
     };
     let want_logprobs = req.generation.logprobs.is_some();
-    let mut gen = Generation::start(&state, req.generation, t_request).await?;
+    let n = req.n;
+    let mut gen = Generation::start_n(&state, req.generation, n, t_request).await?;
     if !req.stream {
-        let c = gen.collect().await?;
-        let (content, calls) = if with_tools {
-            parse_tool_calls(format, &c.text)
-        } else {
-            (Some(c.text), Vec::new())
-        };
-        let finish = if calls.is_empty() {
-            finish_reason(c.reason)
-        } else {
-            "tool_calls".to_string()
-        };
-        let tool_calls = (!calls.is_empty()).then(|| calls.into_iter().map(tool_call).collect());
+        let collected = gen.collect_all().await?;
+        let choices = collected
+            .into_iter()
+            .enumerate()
+            .map(|(index, c)| {
+                let (content, calls) = if with_tools {
+                    parse_tool_calls(format, &c.text)
+                } else {
+                    (Some(c.text), Vec::new())
+                };
+                let finish = if calls.is_empty() {
+                    finish_reason(c.reason)
+                } else {
+                    "tool_calls".to_string()
+                };
+                let tool_calls =
+                    (!calls.is_empty()).then(|| calls.into_iter().map(tool_call).collect());
+                ChatChoice {
+                    index,
+                    message: AssistantMessage {
+                        role: "assistant".into(),
+                        content,
+                        refusal: None,
+                        tool_calls,
+                    },
+                    logprobs: want_logprobs.then(|| ChatLogprobs {
+                        content: c.logprobs.iter().map(Into::into).collect(),
+                        refusal: None,
+                    }),
+                    finish_reason: finish,
+                }
+            })
+            .collect();
         let resp = ChatCompletion {
             id: meta.id,
             object: "chat.completion".into(),
             created: meta.created,
             model: meta.model,
             system_fingerprint: meta.fingerprint,
-            choices: vec![ChatChoice {
-                index: 0,
-                message: AssistantMessage {
-                    role: "assistant".into(),
-                    content,
-                    refusal: None,
-                    tool_calls,
-                },
-                logprobs: want_logprobs.then(|| ChatLogprobs {
-                    content: c.logprobs.iter().map(Into::into).collect(),
-                    refusal: None,
-                }),
-                finish_reason: finish,
-            }],
-            usage: c.usage.into(),
+            choices,
+            usage: gen.usage().into(),
         };
         return Ok(Json(resp).into_response());
     }
     // With include_usage every chunk carries `usage: null` and the last one the counts.
     let usage_slot = req.include_usage.then_some(None);
-    // With tools, text that may be a call is held back and sent as `tool_calls` at the end.
-    let mut tools = with_tools.then(|| ToolStream::new(format));
+    // With tools, text that may be a call is held back and sent as `tool_calls` at the end;
+    // each choice holds back its own.
+    let mut tools: Vec<Option<ToolStream>> = (0..n)
+        .map(|_| with_tools.then(|| ToolStream::new(format)))
+        .collect();
     let render = move |part: Part| -> Vec<String> {
-        let choice = |delta: ChunkDelta, logprobs, finish: Option<String>| ChunkChoice {
-            index: 0,
-            delta,
-            logprobs,
-            finish_reason: finish,
-        };
-        let text_chunk = |text: String, logprobs| {
+        let chunk = |index: usize, delta: ChunkDelta, logprobs, finish: Option<String>| {
             meta.chunk(
-                vec![choice(
-                    ChunkDelta {
-                        content: Some(text),
-                        ..ChunkDelta::default()
-                    },
+                vec![ChunkChoice {
+                    index,
+                    delta,
                     logprobs,
-                    None,
-                )],
+                    finish_reason: finish,
+                }],
                 usage_slot.clone(),
             )
         };
+        let text_chunk = |index: usize, text: String, logprobs| {
+            chunk(
+                index,
+                ChunkDelta {
+                    content: Some(text),
+                    ..ChunkDelta::default()
+                },
+                logprobs,
+                None,
+            )
+        };
         let chunks = match part {
-            Part::Start => vec![meta.chunk(
-                vec![choice(
-                    ChunkDelta {
-                        role: Some("assistant".into()),
-                        content: Some(String::new()),
-                        tool_calls: None,
-                    },
-                    None,
-                    None,
-                )],
-                usage_slot.clone(),
+            Part::Start(i) => vec![chunk(
+                i,
+                ChunkDelta {
+                    role: Some("assistant".into()),
+                    content: Some(String::new()),
+                    tool_calls: None,
+                },
+                None,
+                None,
             )],
-            Part::Delta(text, logprob) => {
+            Part::Delta(i, text, logprob) => {
                 let logprobs = logprob.as_ref().map(|lp| ChatLogprobs {
                     content: vec![lp.into()],
                     refusal: None,
                 });
-                match tools.as_mut() {
-                    None => vec![text_chunk(text, logprobs)],
+                match tools.get_mut(i).and_then(Option::as_mut) {
+                    None => vec![text_chunk(i, text, logprobs)],
                     Some(t) => t
                         .push(&text)
-                        .map(|t| text_chunk(t, logprobs))
+                        .map(|t| text_chunk(i, t, logprobs))
                         .into_iter()
                         .collect(),
                 }
             }
-            Part::Finish(reason) => {
+            Part::Finish(i, reason) => {
                 let mut out = Vec::new();
                 let mut finish = finish_reason(reason);
-                if let Some(t) = tools.take() {
+                if let Some(t) = tools.get_mut(i).and_then(Option::take) {
                     let (content, calls) = t.finish();
                     if let Some(c) = content {
-                        out.push(text_chunk(c, None));
+                        out.push(text_chunk(i, c, None));
                     }
                     if !calls.is_empty() {
                         finish = "tool_calls".into();
@@ -186,24 +199,19 @@ pub async fn chat_completions(
                                 },
                             },
                         ] {
-                            out.push(meta.chunk(
-                                vec![choice(
-                                    ChunkDelta {
-                                        tool_calls: Some(vec![fragment]),
-                                        ..ChunkDelta::default()
-                                    },
-                                    None,
-                                    None,
-                                )],
-                                usage_slot.clone(),
+                            out.push(chunk(
+                                i,
+                                ChunkDelta {
+                                    tool_calls: Some(vec![fragment]),
+                                    ..ChunkDelta::default()
+                                },
+                                None,
+                                None,
                             ));
                         }
                     }
                 }
-                out.push(meta.chunk(
-                    vec![choice(ChunkDelta::default(), None, Some(finish))],
-                    usage_slot.clone(),
-                ));
+                out.push(chunk(i, ChunkDelta::default(), None, Some(finish)));
                 out
             }
             Part::Usage(u) => vec![meta.chunk(Vec::new(), Some(Some(u.into())))],

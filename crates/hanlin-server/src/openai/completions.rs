@@ -41,7 +41,8 @@ pub async fn completions(
     let model = req.generation.model.clone();
     let fingerprint = state.fingerprint().to_string();
     let want_logprobs = req.generation.logprobs.is_some();
-    let mut gen = Generation::start(&state, req.generation, t_request).await?;
+    let n = req.n;
+    let mut gen = Generation::start_n(&state, req.generation, n, t_request).await?;
     let wrap = move |choices: Vec<CompletionChoice>, usage| TextCompletion {
         id: id.clone(),
         object: "text_completion".into(),
@@ -52,49 +53,62 @@ pub async fn completions(
         usage,
     };
     if !req.stream {
-        let c = gen.collect().await?;
-        let logprobs = want_logprobs.then(|| {
-            let mut lp = CompletionLogprobs::default();
-            let mut offset = echo.chars().count();
-            for t in &c.logprobs {
-                lp.push(t, offset);
-                offset += t.token.chars().count();
-            }
-            lp
-        });
-        let choice = CompletionChoice {
-            text: echo + &c.text,
-            index: 0,
-            logprobs,
-            finish_reason: Some(finish_reason(c.reason)),
-        };
-        let usage: CompletionUsage = c.usage.into();
-        return Ok(Json(wrap(vec![choice], Some(Some(usage)))).into_response());
-    }
-    let usage_slot = req.include_usage.then_some(None);
-    // Character offset of the next token in the whole returned text, for `text_offset`.
-    let mut offset = echo.chars().count();
-    let render = move |part: Part| {
-        let choice = |text: String, logprobs, finish: Option<String>| CompletionChoice {
-            text,
-            index: 0,
-            logprobs,
-            finish_reason: finish,
-        };
-        let chunk = match part {
-            Part::Start if echo.is_empty() => return None,
-            Part::Start => wrap(vec![choice(echo.clone(), None, None)], usage_slot.clone()),
-            Part::Delta(text, logprob) => {
-                let logprobs = logprob.as_ref().map(|t| {
+        let choices = gen
+            .collect_all()
+            .await?
+            .into_iter()
+            .enumerate()
+            .map(|(index, c)| {
+                let logprobs = want_logprobs.then(|| {
                     let mut lp = CompletionLogprobs::default();
-                    lp.push(t, offset);
+                    let mut offset = echo.chars().count();
+                    for t in &c.logprobs {
+                        lp.push(t, offset);
+                        offset += t.token.chars().count();
+                    }
                     lp
                 });
-                offset += text.chars().count();
-                wrap(vec![choice(text, logprobs, None)], usage_slot.clone())
+                CompletionChoice {
+                    text: echo.clone() + &c.text,
+                    index,
+                    logprobs,
+                    finish_reason: Some(finish_reason(c.reason)),
+                }
+            })
+            .collect();
+        let usage: CompletionUsage = gen.usage().into();
+        return Ok(Json(wrap(choices, Some(Some(usage)))).into_response());
+    }
+    let usage_slot = req.include_usage.then_some(None);
+    // Character offset of each choice's next token in its whole returned text, for
+    // `text_offset`.
+    let mut offsets = vec![echo.chars().count(); n];
+    let render = move |part: Part| {
+        let choice =
+            |index: usize, text: String, logprobs, finish: Option<String>| CompletionChoice {
+                text,
+                index,
+                logprobs,
+                finish_reason: finish,
+            };
+        let chunk = match part {
+            Part::Start(_) if echo.is_empty() => return None,
+            Part::Start(i) => wrap(
+                vec![choice(i, echo.clone(), None, None)],
+                usage_slot.clone(),
+            ),
+            Part::Delta(i, text, logprob) => {
+                let offset = offsets.get_mut(i)?;
+                let logprobs = logprob.as_ref().map(|t| {
+                    let mut lp = CompletionLogprobs::default();
+                    lp.push(t, *offset);
+                    lp
+                });
+                *offset += text.chars().count();
+                wrap(vec![choice(i, text, logprobs, None)], usage_slot.clone())
             }
-            Part::Finish(reason) => wrap(
-                vec![choice(String::new(), None, Some(finish_reason(reason)))],
+            Part::Finish(i, reason) => wrap(
+                vec![choice(i, String::new(), None, Some(finish_reason(reason)))],
                 usage_slot.clone(),
             ),
             Part::Usage(u) => wrap(Vec::new(), Some(Some(u.into()))),

@@ -14,19 +14,21 @@ use hanlin_api::{FinishReason, TokenLogprob, Usage};
 
 use crate::generation::{Generation, Step};
 
-/// One piece of a streamed response, rendered to a `data:` payload by the route.
+/// One piece of a streamed response, rendered to a `data:` payload by the route. Every part
+/// but `Usage` belongs to one choice, named by its index.
 pub enum Part {
     /// Before any token (chat: the `role` chunk; completions: the echoed prompt).
-    Start,
+    Start(usize),
     /// New text.
-    Delta(String, Option<TokenLogprob>),
-    /// The closing chunk with `finish_reason`.
-    Finish(FinishReason),
-    /// The usage-only chunk (`choices: []`).
+    Delta(usize, String, Option<TokenLogprob>),
+    /// The choice's closing chunk with `finish_reason`.
+    Finish(usize, FinishReason),
+    /// The usage-only chunk (`choices: []`): prompt once, completion summed over choices.
     Usage(Usage),
 }
 
 enum Phase {
+    /// Sending each choice's start part.
     Start,
     Body,
     Usage(Usage),
@@ -35,9 +37,10 @@ enum Phase {
 }
 
 /// Streams `gen` as SSE: `render` turns each [`Part`] into JSON payloads (none skips it; a
-/// finish with tool calls needs several); the stream ends with `data: [DONE]`, or with an
-/// error envelope if generation fails midway. Dropping the response body (client gone) drops
-/// `gen`, which cancels the backend's work.
+/// finish with tool calls needs several). Choices interleave as their tokens arrive, each ends
+/// with its own finish part; after the last one comes the usage part (if asked for) and
+/// `data: [DONE]`, or an error envelope if any choice fails midway. Dropping the response body
+/// (client gone) drops `gen`, which cancels every choice's backend work.
 pub fn sse<R, I>(gen: Generation, include_usage: bool, render: R) -> Response
 where
     R: FnMut(Part) -> I + Send + 'static,
@@ -54,29 +57,29 @@ where
                 }
                 let next = match phase {
                     Phase::Start => {
-                        queue.extend(render(Part::Start));
+                        for i in 0..gen.n() {
+                            queue.extend(render(Part::Start(i)));
+                        }
                         Phase::Body
                     }
-                    Phase::Body => match gen.next().await {
-                        Some(Ok(Step::Delta { text, logprob })) => {
+                    Phase::Body => match gen.next_choice().await {
+                        Some((i, Ok(Step::Delta { text, logprob }))) => {
                             if !text.is_empty() || logprob.is_some() {
-                                queue.extend(render(Part::Delta(text, logprob)));
+                                queue.extend(render(Part::Delta(i, text, logprob)));
                             }
                             Phase::Body
                         }
-                        Some(Ok(Step::Finished { reason, usage })) => {
-                            queue.extend(render(Part::Finish(reason)));
-                            if include_usage {
-                                Phase::Usage(usage)
-                            } else {
-                                Phase::Done
-                            }
+                        Some((i, Ok(Step::Finished { reason, .. }))) => {
+                            queue.extend(render(Part::Finish(i, reason)));
+                            Phase::Body
                         }
-                        Some(Err(e)) => {
+                        Some((_, Err(e))) => {
                             queue.extend(serde_json::to_string(&e.openai_body()).ok());
                             Phase::End
                         }
-                        None => Phase::End,
+                        // Every choice finished.
+                        None if include_usage => Phase::Usage(gen.usage()),
+                        None => Phase::Done,
                     },
                     Phase::Usage(u) => {
                         queue.extend(render(Part::Usage(u)));

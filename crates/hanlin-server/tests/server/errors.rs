@@ -117,7 +117,7 @@ async fn oversized_body_is_413() {
 async fn validation_errors_name_the_field() {
     let (app, _) = app();
     let mut b = chat_body("x");
-    b["n"] = json!(2);
+    b["n"] = json!(17);
     assert_openai_error(
         &post(&app, "/v1/chat/completions", b).await,
         400,
@@ -140,7 +140,7 @@ async fn validation_errors_name_the_field() {
         Some("messages"),
         None,
     );
-    let b = json!({"model": "fake", "prompt": "x", "n": 3});
+    let b = json!({"model": "fake", "prompt": "x", "n": 0});
     assert_openai_error(
         &post(&app, "/v1/completions", b).await,
         400,

@@ -1,8 +1,10 @@
 //! The server against the fake backend: every route, streaming shapes, every error path.
 //! One test binary (modules below) to keep link time down.
 
+mod choices;
 mod errors;
 mod lifecycle;
+mod metering;
 mod ollama;
 mod openai;
 mod tools;
