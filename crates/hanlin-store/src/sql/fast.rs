@@ -5,9 +5,12 @@
 //! place, under a mutex: each takes tens of microseconds. The SQL text is the same as the pooled
 //! path's. The connection never waits for a lock (busy timeout 0): when another process (the CLI)
 //! holds the write lock, the call reports [`Try::Busy`] and the caller uses the pooled
-//! connection, which waits on its own thread instead of blocking the async runtime.
+//! connection, which waits on its own thread instead of blocking the async runtime. Nor does it
+//! checkpoint the WAL (a checkpoint copies megabytes and would stall whichever request's commit
+//! triggered it): a background thread with its own connection does, every [`CHECKPOINT_EVERY`].
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, Statement, ToSql};
 
@@ -54,22 +57,21 @@ impl std::fmt::Debug for Fast {
 }
 
 impl Fast {
-    /// Opens the (already migrated) database file at `path`.
-    pub(crate) fn open(path: &str) -> Result<Self> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(lite_err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-        )
-        .map_err(lite_err)?;
-        conn.busy_timeout(std::time::Duration::ZERO)
+    /// Opens the (already migrated) database file at `path`, and starts its checkpointer.
+    pub(crate) fn open(path: &str) -> Result<Arc<Self>> {
+        let conn = connect(path)?;
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
             .map_err(lite_err)?;
-        Ok(Fast {
+        let fast = Arc::new(Fast {
             conn: Mutex::new(conn),
-        })
+        });
+        let checkpointer = connect(path)?;
+        let weak = Arc::downgrade(&fast);
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpointer, &weak))
+            .map_err(|e| StoreError::Backend(format!("starting the checkpointer: {e}")))?;
+        Ok(fast)
     }
 
     /// Runs `f` on the connection; `Busy` when the database is locked elsewhere.
@@ -83,6 +85,34 @@ impl Fast {
             Ok(v) => Try::Done(Ok(v)),
             Err(e) if is_busy(&e) => Try::Busy,
             Err(e) => Try::Done(Err(lite_err(e))),
+        }
+    }
+}
+
+/// How often the WAL is checkpointed (passive: it never blocks a writer).
+pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_millis(1000);
+
+fn connect(path: &str) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(lite_err)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    )
+    .map_err(lite_err)?;
+    conn.busy_timeout(Duration::ZERO).map_err(lite_err)?;
+    Ok(conn)
+}
+
+/// Checkpoints until the store is dropped.
+fn checkpoint_loop(conn: &Connection, store: &Weak<Fast>) {
+    while store.strong_count() > 0 {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        // A busy or failed checkpoint is retried next time; the WAL only grows meanwhile.
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "checkpoint skipped");
         }
     }
 }

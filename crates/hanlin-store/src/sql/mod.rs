@@ -143,7 +143,7 @@ impl SqlStore {
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
         let fast = match sqlite_file(&url) {
-            Some(path) if kind == Kind::Sqlite => Some(Arc::new(Fast::open(&path)?)),
+            Some(path) if kind == Kind::Sqlite => Some(Fast::open(&path)?),
             _ => None,
         };
         Ok(SqlStore { pool, kind, fast })
