@@ -352,7 +352,8 @@ def make_servers(args, gguf, logdir):
     servers["hanlin"] = Server(
         "hanlin",
         [args.hanlin, "serve", "--model", args.model, "--port", str(p), "--parallel",
-         str(args.parallel), "--threads", str(args.threads), "--ctx", str(args.ctx)],
+         str(args.parallel), "--threads", str(args.threads), "--ctx", str(args.ctx),
+         "--kv-idle-trim", str(args.kv_idle_trim)],
         p, "/health", os.path.join(logdir, "hanlin-serve.log"))
     p = free_port()
     servers["llama.cpp"] = Server(
@@ -461,6 +462,9 @@ def soak(args, gguf, logdir):
         probe = one_request(s.base, s.model_id, "Say hello.", 16, 120)
         probe_health = requests.get(s.base + "/health", timeout=5).status_code
         rss1 = rss_mib(s.proc.pid)
+        # idle: the engine drops its prefix cache and gives the KV memory back
+        time.sleep(args.kv_idle_trim + 2)
+        rss2 = rss_mib(s.proc.pid)
         alive = s.proc.poll() is None
     finally:
         s.stop()
@@ -482,10 +486,14 @@ def soak(args, gguf, logdir):
     probe_ok = probe["error"] is None and probe["ttft"] is not None and probe["ttft"] < 5
     print(f"- probe after the cut: {'ok' if probe['error'] is None else probe['error']}, "
           f"TTFT {fmt(probe['ttft'], '.3f')} s; /health {probe_health}")
+    # back to the warm-up level (+10% and 16 MiB of allocator slack) once idle
+    rss_back = rss0 is not None and rss2 is not None and rss2 <= rss0 * 1.1 + 16
     print(f"- server RSS: {fmt(rss0, '.0f')} MiB after warm-up, {fmt(rss1, '.0f')} MiB at the "
-          f"end; process alive at the end: {alive}")
+          f"end, {fmt(rss2, '.0f')} MiB after {args.kv_idle_trim + 2} s idle "
+          f"(`--kv-idle-trim {args.kv_idle_trim}`): {'back' if rss_back else 'NOT back'} to the "
+          f"warm-up level; process alive at the end: {alive}")
     ok = (row["errors"] == 0 and not bad_health and alive and row["ok"] > 0 and stuck == 0
-          and probe_ok and probe_health == 200)
+          and probe_ok and probe_health == 200 and rss_back)
     print(f"\n**soak {'PASSED' if ok else 'FAILED'}**")
     return ok
 
@@ -498,6 +506,8 @@ def main():
     p.add_argument("--model", default="gemma3:270m", help="store name or GGUF path")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ctx", type=int, default=2048)
+    p.add_argument("--kv-idle-trim", type=int, default=3,
+                   help="hanlin serve --kv-idle-trim (seconds idle before the KV memory is released)")
     p.add_argument("--parallel", type=int, default=16, help="hanlin serve --parallel")
     p.add_argument("--clients", default="1,4,8,16")
     p.add_argument("--requests-per-client", type=int, default=2)

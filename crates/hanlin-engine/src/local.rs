@@ -38,6 +38,9 @@ pub struct LocalOptions {
     /// Positions of KV cache all sequences share (default: `parallel × n_ctx`, enough for
     /// every slot to hold a full context). Less saves memory: requests then wait for room.
     pub kv_tokens: Option<usize>,
+    /// After this long with nothing running or queued, the prefix cache is dropped and the KV
+    /// pool's memory given back to the OS (`None`: kept until the model unloads).
+    pub kv_idle_trim: Option<std::time::Duration>,
     /// Positions per KV block: the unit of allocation and of prefix sharing.
     pub kv_block: usize,
 }
@@ -51,6 +54,7 @@ impl Default for LocalOptions {
             queue_depth: 64,
             kv_type: KvType::F16,
             kv_tokens: None,
+            kv_idle_trim: Some(std::time::Duration::from_secs(60)),
             kv_block: 32,
         }
     }
@@ -178,7 +182,9 @@ impl LocalBackend {
             };
             let n_vocab = model.config.n_vocab;
             let (running, kv_used) = (Arc::clone(&gauges.running), Arc::clone(&gauges.kv_used));
-            let engine = Engine::new(model, tokenizer.clone(), n_ctx, opts.parallel, kv, gauges);
+            let mut engine =
+                Engine::new(model, tokenizer.clone(), n_ctx, opts.parallel, kv, gauges);
+            engine.set_idle_trim(opts.kv_idle_trim);
             std::thread::Builder::new()
                 .name(format!("hanlin-engine-{id}"))
                 .spawn(move || engine.run(rx))

@@ -7,8 +7,9 @@
 //! streams and the weights are read once per step for the whole batch.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
+use std::time::Duration;
 
 use hanlin_api::{
     BackendError, FinishReason, GenerationEvent, GenerationSink, TokenLogprob, Usage,
@@ -21,6 +22,18 @@ use crate::error::Result;
 use crate::kvpool::{BlockPool, Hit};
 use crate::sampler::{Sampler, SamplingParams};
 use crate::stop::StopMatcher;
+
+/// Hands the allocator's free memory back to the OS. glibc keeps what a burst of requests
+/// freed (bodies, templates, token buffers on many threads) in its arenas; after an idle trim
+/// the process should shrink back to its warm-up size.
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own arenas and returns free pages to the OS; it
+    // touches no memory the program holds and is safe to call from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
 
 /// Prompt tokens processed per step across all sequences.
 const PREFILL_BUDGET: usize = 128;
@@ -96,6 +109,10 @@ pub(crate) struct Engine {
     /// Logits of the step's sampled rows, reused every step.
     logits: Vec<f32>,
     gauges: Gauges,
+    /// Idle time after which the prefix cache and the pool's memory are released.
+    idle_trim: Option<Duration>,
+    /// Whether blocks have been written since the last trim.
+    dirty: bool,
 }
 
 impl Engine {
@@ -138,6 +155,8 @@ impl Engine {
             parked: None,
             scratch,
             logits,
+            idle_trim: None,
+            dirty: false,
             gauges,
         }
     }
@@ -167,6 +186,41 @@ impl Engine {
         }
     }
 
+    /// Sets how long the engine idles before releasing the KV pool (see
+    /// `LocalOptions::kv_idle_trim`).
+    pub(crate) fn set_idle_trim(&mut self, after: Option<Duration>) {
+        self.idle_trim = after;
+    }
+
+    /// Waits for the next job while nothing runs; after the idle-trim time, drops the prefix
+    /// cache and gives the pool's memory back once, then waits on. `None`: channel closed.
+    fn wait_idle(&mut self, rx: &Receiver<Job>) -> Option<Job> {
+        if let (Some(after), true) = (self.idle_trim, self.dirty) {
+            match rx.recv_timeout(after) {
+                Ok(j) => return Some(j),
+                Err(RecvTimeoutError::Disconnected) => return None,
+                Err(RecvTimeoutError::Timeout) => self.trim(),
+            }
+        }
+        rx.recv().ok()
+    }
+
+    /// Forgets every cached block and releases the pool's memory (nothing may be running).
+    fn trim(&mut self) {
+        let block = self.blocks.block_size();
+        self.blocks = BlockPool::new(self.kv.n_blocks(), block);
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            slot.history.clear();
+            slot.hashes.clear();
+            slot.reserve = 0;
+            self.tables.clear(i);
+        }
+        self.kv.release_memory();
+        release_free_heap();
+        self.dirty = false;
+        tracing::debug!("idle: prefix cache dropped, KV memory released");
+    }
+
     /// Admits queued requests into free slots while the pool has room for them; sleeps when
     /// there is nothing to do. `false` when the channel is closed and nothing runs.
     fn admit_queued(&mut self, rx: &Receiver<Job>) -> bool {
@@ -178,9 +232,9 @@ impl Engine {
                     // Nothing runs while we sleep; say so before sleeping (idle unload and
                     // /metrics read this).
                     self.publish_gauges();
-                    match rx.recv() {
-                        Ok(j) => j,
-                        Err(_) => return false,
+                    match self.wait_idle(rx) {
+                        Some(j) => j,
+                        None => return false,
                     }
                 }
                 None => match rx.try_recv() {
@@ -245,6 +299,7 @@ impl Engine {
     /// Starts `job` in free slot `idx` on the prefix [`Engine::room_for`] found, reserving
     /// the `need` blocks it may take.
     fn admit(&mut self, mut job: Job, idx: usize, need: usize) {
+        self.dirty = true;
         let b = self.blocks.block_size();
         self.tables.clear(idx);
         for &id in &self.hit.blocks {

@@ -242,3 +242,24 @@ fn a_second_turn_may_use_the_whole_pool_when_its_prefix_ends_inside_a_shared_blo
     let (text, _) = rest(&mut s);
     assert!(!text.is_empty());
 }
+
+#[test]
+fn an_idle_engine_drops_its_prefix_cache_after_the_trim_time() {
+    let mut o = opts(2, 256, None);
+    o.kv_idle_trim = Some(Duration::from_millis(300));
+    let Some(b) = backend(o) else {
+        return;
+    };
+    let (first, c0) = run(&b, STORY, 8);
+    assert_eq!(c0, 0);
+    // At once: the prompt's blocks are still cached.
+    let (again, c1) = run(&b, STORY, 8);
+    assert!(c1 > 0, "no reuse right after the first run");
+    assert_eq!(first, again);
+    // After the idle time the cache (and its memory) is gone; outputs are unchanged.
+    std::thread::sleep(Duration::from_millis(900));
+    let (cold, c2) = run(&b, STORY, 8);
+    assert_eq!(c2, 0, "the prefix cache survived the idle trim");
+    assert_eq!(first, cold);
+    wait_for_empty_pool(&b);
+}

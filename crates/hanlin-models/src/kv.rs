@@ -134,6 +134,17 @@ impl KvPool {
         self.ty
     }
 
+    /// Gives the pool's memory back to the operating system: every block's contents are lost
+    /// (the caller must hold none). The fresh zeroed buffers are mapped lazily again, so
+    /// resident memory drops to nothing until blocks are written.
+    pub fn release_memory(&mut self) {
+        let (kb, vb) = (self.k.len(), self.v.len());
+        self.k = Vec::new();
+        self.v = Vec::new();
+        self.k = vec![0; kb];
+        self.v = vec![0; vb];
+    }
+
     /// Positions per block.
     pub fn block_size(&self) -> usize {
         self.block

@@ -38,6 +38,10 @@ pub struct Args {
     /// taken as positions are first used.
     #[arg(long)]
     pub kv_tokens: Option<usize>,
+    /// Seconds a model's engine idles before its prefix cache is dropped and the KV cache's
+    /// memory given back to the OS (0: keep it until the model unloads).
+    #[arg(long, default_value_t = 60)]
+    pub kv_idle_trim: u64,
     /// Requests that may wait for a slot before new ones get 429.
     #[arg(long, default_value_t = 64)]
     pub queue_depth: usize,
@@ -114,6 +118,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         parallel: args.parallel,
         queue_depth: args.queue_depth,
         kv_tokens: args.kv_tokens,
+        kv_idle_trim: (args.kv_idle_trim > 0)
+            .then(|| std::time::Duration::from_secs(args.kv_idle_trim)),
         ..LocalOptions::default()
     };
     let source: Option<ModelSource> = if args.no_store {
