@@ -94,6 +94,21 @@ impl Env {
             .expect("request")
     }
 
+    /// Sends `body`; returns the response and its ledger request id.
+    async fn send(&self, body: &Value) -> (axum::response::Response, String) {
+        let resp = self
+            .app
+            .clone()
+            .oneshot(self.request(body))
+            .await
+            .expect("response");
+        let rid = resp.headers()["x-request-id"]
+            .to_str()
+            .expect("id")
+            .to_string();
+        (resp, rid)
+    }
+
     async fn row(&self, request_id: &str) -> hanlin_store::UsageRecord {
         for _ in 0..200 {
             if let Some(r) = self
@@ -122,17 +137,8 @@ async fn n_choices_settle_once_with_summed_completion_tokens() {
     let e = env(FakeConfig::default()).await;
     let body = json!({"model": "fake", "n": 3, "seed": 1,
         "messages": [{"role": "user", "content": "one two three four"}]});
-    let resp = e
-        .app
-        .clone()
-        .oneshot(e.request(&body))
-        .await
-        .expect("response");
+    let (resp, rid) = e.send(&body).await;
     assert_eq!(resp.status(), 200);
-    let rid = resp.headers()["x-request-id"]
-        .to_str()
-        .expect("id")
-        .to_string();
     let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
         .await
         .expect("body");
@@ -157,16 +163,7 @@ async fn n_choices_settle_once_with_summed_completion_tokens() {
     let mut body = body;
     body["stream"] = json!(true);
     body["stream_options"] = json!({"include_usage": true});
-    let resp = e
-        .app
-        .clone()
-        .oneshot(e.request(&body))
-        .await
-        .expect("response");
-    let rid = resp.headers()["x-request-id"]
-        .to_str()
-        .expect("id")
-        .to_string();
+    let (resp, rid) = e.send(&body).await;
     let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
         .await
         .expect("body");
@@ -194,16 +191,7 @@ async fn cut_short_n_stream_is_billed_once_for_all_choices_and_cancels_them() {
     .await;
     let body = json!({"model": "fake", "n": 3, "stream": true, "max_tokens": 200,
         "messages": [{"role": "user", "content": "hi"}]});
-    let resp = e
-        .app
-        .clone()
-        .oneshot(e.request(&body))
-        .await
-        .expect("response");
-    let rid = resp.headers()["x-request-id"]
-        .to_str()
-        .expect("id")
-        .to_string();
+    let (resp, rid) = e.send(&body).await;
     let mut frames = resp.into_body().into_data_stream();
     for _ in 0..12 {
         frames.next().await.expect("a frame").expect("data");
