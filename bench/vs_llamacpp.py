@@ -170,11 +170,50 @@ def bench_one(args, model, threads):
         "isa": first["isa"],
         "weight_bytes_per_token": first["weight_bytes_per_token"],
         "bandwidth_gb_per_s": first["bandwidth_gb_per_s"],
+        "load_ms": first.get("load_ms"),
+        "kv_cache_bytes": first.get("kv_cache_bytes"),
+        "peak_rss_bytes": first.get("peak_rss_bytes"),
         "hanlin_pp": spread(h_pp),
         "hanlin_tg": spread(h_tg),
         "llama_pp": spread(l_pp),
         "llama_tg": spread(l_tg),
     }
+
+
+# llama.cpp's `llama_ftype` values for the quantizations the issue's goals name.
+SYNTHETIC_TYPES = {"q4_0": 2, "q8_0": 7, "q4_k_m": 15}
+
+
+def synthetic_models(root, cache, vocab):
+    """Paths of the synthetic benchmark models (Llama 3.2 1B and Qwen2.5 0.5B shapes, random
+    normal weights) in Q4_0, Q4_K_M and Q8_0, generated on first use: the F16 files come from
+    hanlin-test-support's `write_bench_models` (deterministic generator), the quantized ones
+    from llama.cpp's own quantizer, so both engines read the same bytes."""
+    out = os.path.join(cache, "synthetic-bench")
+    os.makedirs(out, exist_ok=True)
+    cmd = ["cargo", "run", "--quiet", "--release", "-p", "hanlin-test-support",
+           "--example", "write_bench_models", "--", out, vocab]
+    log("writing/reusing the F16 synthetic models (" + " ".join(cmd) + ") …")
+    res = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    if res.returncode != 0:
+        sys.exit(f"write_bench_models failed:\n{res.stderr}")
+    paths = []
+    for f16 in res.stdout.split():
+        for name, ftype in SYNTHETIC_TYPES.items():
+            q = f16.replace("-f16.gguf", f"-{name}.gguf")
+            if not os.path.exists(q):
+                log(f"quantizing {os.path.basename(f16)} → {name} with llama.cpp …")
+                params = llama_cpp.llama_model_quantize_default_params()
+                params.ftype = ftype
+                params.nthread = os.cpu_count() or 1
+                tmp = q + ".part"
+                rc = llama_cpp.llama_model_quantize(f16.encode(), tmp.encode(),
+                                                    ctypes.byref(params))
+                if rc != 0:
+                    sys.exit(f"llama_model_quantize {f16} → {name} failed ({rc})")
+                os.rename(tmp, q)
+            paths.append(q)
+    return paths
 
 
 def label(model):
@@ -229,6 +268,16 @@ def report(args, mach, rows):
                    f"{mm(r['llama_pp'])} | {mm(r['hanlin_tg'])} | {mm(r['llama_tg'])} | "
                    f"{mb:.1f} | {gbs(r['hanlin_tg']['median'])} | "
                    f"{gbs(r['llama_tg']['median'])} | {bw:.2f} |")
+    out.append("\nhanlin's model load (mmap, checks, tokenizer; file in page cache) and peak RSS "
+               "of the bench process against the goal file + KV cache + 10%:\n")
+    out.append("| model | threads | file MB | KV MB | load ms | peak RSS MB | of goal |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        if r.get("peak_rss_bytes") is None:
+            continue
+        f, kv, rss = r["file_size_bytes"] / 1e6, r["kv_cache_bytes"] / 1e6, r["peak_rss_bytes"] / 1e6
+        out.append(f"| {label(r['model'])} | {r['threads']} | {f:.0f} | {kv:.1f} | "
+                   f"{r['load_ms']:.0f} | {rss:.0f} | {100 * rss / ((f + kv) * 1.1):.0f}% |")
     return "\n".join(out) + "\n"
 
 
@@ -240,6 +289,11 @@ def main():
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     p.add_argument("--raw", help="also write every measurement as JSON to this file")
+    p.add_argument("--synthetic", action="store_true",
+                   help="also run the synthetic Llama 3.2 1B / Qwen2.5 0.5B shapes in Q4_0, "
+                        "Q4_K_M and Q8_0 (generated and quantized on first use)")
+    p.add_argument("--synthetic-vocab", help="GGUF whose tokenizer the synthetic models pad "
+                   "(default: the shared stories260K model)")
     p.add_argument("models", nargs="*", help="GGUF paths or store names (default gemma3:270m)")
     args = p.parse_args()
     if args.reps < 1 or args.prompt_tokens < 1 or args.gen_tokens < 1:
@@ -253,6 +307,12 @@ def main():
     models = args.models or ["gemma3:270m"]
 
     llama_cpp.llama_backend_init()
+    if args.synthetic:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        cache = os.environ.get("HANLIN_CACHE", os.path.expanduser("~/.cache/hanlin"))
+        vocab = args.synthetic_vocab or os.path.join(
+            root, "..", "shared", "testdata", "models", "stories260K", "stories260K-f32.gguf")
+        models += synthetic_models(root, cache, vocab)
     mach = machine()
     mach["hanlin_rev"] = hanlin_rev(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     mach["llama_system_info"] = llama_cpp.llama_print_system_info().decode().strip(" |")

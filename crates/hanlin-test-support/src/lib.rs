@@ -25,6 +25,10 @@ pub struct Shape {
     pub n_head_kv: usize,
     /// Feed-forward size.
     pub n_ff: usize,
+    /// Vocabulary size; 0 takes the vocabulary file's size unchanged.
+    pub n_vocab: usize,
+    /// RoPE frequency base.
+    pub rope_base: f32,
 }
 
 /// The three small shapes the synthetic comparisons use (GQA 2:1, K-quant-friendly sizes).
@@ -38,8 +42,43 @@ pub fn shapes() -> Vec<Shape> {
             n_head: 4,
             n_head_kv: 2,
             n_ff: 512,
+            n_vocab: 0,
+            rope_base: 10000.0,
         })
         .collect()
+}
+
+/// Benchmark shapes of real models (`bench/vs-llamacpp --synthetic`), keyed by file stem:
+/// Llama 3.2 1B and Qwen2.5 0.5B, both with tied embeddings as the originals have.
+pub fn bench_shapes() -> Vec<(&'static str, Shape)> {
+    vec![
+        (
+            "llama3.2-1b",
+            Shape {
+                arch: "llama",
+                n_embd: 2048,
+                n_layer: 16,
+                n_head: 32,
+                n_head_kv: 8,
+                n_ff: 8192,
+                n_vocab: 128_256,
+                rope_base: 500_000.0,
+            },
+        ),
+        (
+            "qwen2.5-0.5b",
+            Shape {
+                arch: "qwen2",
+                n_embd: 896,
+                n_layer: 24,
+                n_head: 14,
+                n_head_kv: 2,
+                n_ff: 4864,
+                n_vocab: 151_936,
+                rope_base: 1_000_000.0,
+            },
+        ),
+    ]
 }
 
 /// Deterministic normal samples.
@@ -81,11 +120,15 @@ pub fn synthetic_f16(shape: &Shape, vocab: &GgufFile, seed: u64) -> Vec<u8> {
     let mut w = GgufWriter::new();
     let a = shape.arch;
     let hd = shape.n_embd / shape.n_head;
-    let n_vocab = vocab
-        .get_array("tokenizer.ggml.tokens")
-        .ok()
-        .flatten()
-        .map_or(0, |t| t.len());
+    let tokenizer = tokenizer_keys(vocab, shape.n_vocab);
+    let n_vocab = tokenizer
+        .iter()
+        .find(|(k, _)| k == "tokenizer.ggml.tokens")
+        .and_then(|(_, v)| match v {
+            Value::Array(_, t) => Some(t.len()),
+            _ => None,
+        })
+        .unwrap_or(0);
     w.set("general.architecture", Value::String(a.into()));
     w.set(
         "general.name",
@@ -102,7 +145,7 @@ pub fn synthetic_f16(shape: &Shape, vocab: &GgufFile, seed: u64) -> Vec<u8> {
         &format!("{a}.attention.head_count_kv"),
         u32v(shape.n_head_kv),
     );
-    w.set(&format!("{a}.rope.freq_base"), Value::F32(10000.0));
+    w.set(&format!("{a}.rope.freq_base"), Value::F32(shape.rope_base));
     w.set(
         &format!("{a}.attention.layer_norm_rms_epsilon"),
         Value::F32(1e-6),
@@ -114,10 +157,8 @@ pub fn synthetic_f16(shape: &Shape, vocab: &GgufFile, seed: u64) -> Vec<u8> {
         w.set(&format!("{a}.attention.key_length"), u32v(hd));
         w.set(&format!("{a}.attention.value_length"), u32v(hd));
     }
-    for (k, v) in vocab.metadata() {
-        if k.starts_with("tokenizer.") {
-            w.set(k, v.clone());
-        }
+    for (k, v) in tokenizer {
+        w.set(&k, v);
     }
     let mut mat = |w: &mut GgufWriter, name: &str, rows: usize, cols: usize, std: f32| {
         let v: Vec<f32> = (0..rows * cols).map(|_| rng.sample() * std).collect();
@@ -159,6 +200,38 @@ pub fn synthetic_f16(shape: &Shape, vocab: &GgufFile, seed: u64) -> Vec<u8> {
         let _ = w.add_tensor(&name, &[n as u64], GgmlType::F32, f32_bytes(&v));
     }
     w.to_bytes().unwrap_or_default()
+}
+
+/// The `tokenizer.*` keys of `vocab`, padded to `n_vocab` tokens (when larger) with unique
+/// never-merged filler pieces, so a real model's vocabulary size (and LM-head cost) can be
+/// reproduced from a small SentencePiece vocabulary.
+fn tokenizer_keys(vocab: &GgufFile, n_vocab: usize) -> Vec<(String, Value)> {
+    let mut keys: Vec<(String, Value)> = vocab
+        .metadata()
+        .iter()
+        .filter(|(k, _)| k.starts_with("tokenizer."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, v) in &mut keys {
+        let Value::Array(_, items) = v else { continue };
+        let have = items.len();
+        if n_vocab <= have {
+            continue;
+        }
+        let filler = (have..n_vocab).map(|i| match k.as_str() {
+            "tokenizer.ggml.tokens" => Some(Value::String(format!("\u{2581}<filler{i}>"))),
+            // Lowest scores: the SentencePiece merges never produce a filler piece.
+            "tokenizer.ggml.scores" => Some(Value::F32(-1.0e6 - i as f32)),
+            // USER_DEFINED pieces would be matched in text; NORMAL ones only by merges.
+            "tokenizer.ggml.token_type" => Some(Value::I32(1)),
+            _ => None,
+        });
+        let filler: Option<Vec<Value>> = filler.collect();
+        if let Some(f) = filler {
+            items.extend(f);
+        }
+    }
+    keys
 }
 
 /// Re-encodes `f16_model` with each tensor in the type `type_of(name)` gives, using the

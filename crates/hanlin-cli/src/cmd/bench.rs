@@ -229,7 +229,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let path_str = path
         .to_str()
         .with_context(|| format!("model path {} is not UTF-8", path.display()))?;
+    let t_load = Instant::now();
     let loaded = LoadedModel::load(path_str, args.threads)?;
+    let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
     let model = &loaded.model;
 
     let need = args.prompt_tokens + args.gen_tokens;
@@ -269,6 +271,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tg.push(rate(args.gen_tokens, g));
     }
     let threads = model.threads();
+    // Read before the triad, whose 256 MiB of arrays are not the model's.
+    let peak_rss = peak_rss_bytes();
     let bandwidth = (!args.no_bandwidth).then(|| triad_bandwidth(threads));
 
     let report = Report {
@@ -286,6 +290,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         traffic: weight_traffic(model.gguf()),
         bandwidth,
         prompt: &prompt,
+        load_ms,
+        kv_bytes: kv.bytes() as u64,
+        peak_rss,
     };
     if args.json {
         println!("{}", report.json());
@@ -311,6 +318,17 @@ struct Report<'a> {
     traffic: WeightTraffic,
     bandwidth: Option<f64>,
     prompt: &'a [u32],
+    load_ms: f64,
+    kv_bytes: u64,
+    peak_rss: Option<u64>,
+}
+
+/// The process's peak resident set (`VmHWM`), where /proc exposes it.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 impl Report<'_> {
@@ -359,6 +377,9 @@ impl Report<'_> {
             "bandwidth_gb_per_s": self.bandwidth,
             "roofline_fraction": self.roofline(),
             "prompt_token_ids": self.prompt,
+            "load_ms": self.load_ms,
+            "kv_cache_bytes": self.kv_bytes,
+            "peak_rss_bytes": self.peak_rss,
         })
     }
 
@@ -397,6 +418,22 @@ impl Report<'_> {
             self.gflops(self.tg.median),
             self.gflops(self.pp.median),
         );
+        let mb = |b: u64| b as f64 / 1e6;
+        out += &format!(
+            "load     {:.0} ms (mmap, checks, tokenizer); KV cache {:.1} MB",
+            self.load_ms,
+            mb(self.kv_bytes)
+        );
+        if let Some(rss) = self.peak_rss {
+            // The goal: weights stay mapped, so RSS stays near file + KV cache.
+            let budget = (self.file_size + self.kv_bytes) as f64 * 1.1;
+            out += &format!(
+                "; peak RSS {:.1} MB ({:.0}% of file + KV + 10%)",
+                mb(rss),
+                100.0 * rss as f64 / budget
+            );
+        }
+        out += "\n";
         if let (Some(b), Some(r)) = (self.bandwidth, self.roofline()) {
             out += &format!(
                 "memory   triad {b:.2} GB/s on {} threads → generation at {:.0}% of roofline\n",
