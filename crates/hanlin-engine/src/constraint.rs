@@ -7,7 +7,11 @@
 //! Grammars compile on the caller's thread ([`GrammarEnv::compile`]), so a bad one is a 400
 //! before anything is queued; masks are computed on the engine thread right after each
 //! sampled token is committed, so a finished grammar stops the sequence without another
-//! forward pass.
+//! forward pass. A JSON document is closed before `max_tokens` cuts it ([`closing`]).
+
+mod closing;
+mod parser;
+mod search;
 
 use std::sync::Arc;
 
@@ -15,8 +19,11 @@ use hanlin_api::{BackendError, Constraint, OutputConstraint};
 use hanlin_tokenizer::{TokenKind, Tokenizer};
 use llguidance::api::TopLevelGrammar;
 use llguidance::toktrie::{ApproximateTokEnv, SimpleVob, TokEnv, TokRxInfo, TokTrie};
-use llguidance::{Matcher, ParserFactory};
+use llguidance::ParserFactory;
 use serde_json::{json, Value};
+
+use closing::Closing;
+use parser::Parser;
 
 /// Per-model grammar compiler: the token trie and llguidance's parser factory.
 pub(crate) struct GrammarEnv {
@@ -25,8 +32,10 @@ pub(crate) struct GrammarEnv {
     eog: Arc<[u32]>,
     /// Tokens that only close JSON (`"`, `}`, `]` and runs of them) plus every end token:
     /// what a JSON sequence is steered to when its `max_tokens` runs out.
-    closers: Arc<SimpleVob>,
-    /// Token id → bytes, to follow a JSON sequence's nesting depth.
+    closers: Arc<[u32]>,
+    /// Bytes a searched way out of a value may use (see [`search::alphabet`]).
+    alphabet: Arc<[u8]>,
+    /// Token id → bytes, to follow a JSON sequence's string state.
     env: TokEnv,
 }
 
@@ -73,21 +82,18 @@ impl GrammarEnv {
                 words.push(piece);
             }
         }
-        let mut closers = SimpleVob::alloc(n_vocab);
-        for (id, w) in words.iter().enumerate() {
-            if !w.is_empty() && w.iter().all(|b| matches!(b, b'"' | b'}' | b']')) {
-                closers.allow_token(id as u32);
-            }
-        }
-        for &t in &eog {
-            if (t as usize) < n_vocab {
-                closers.allow_token(t);
-            }
-        }
+        let mut closers: Vec<u32> = (0..n_vocab as u32)
+            .filter(|&id| {
+                let w = &words[id as usize];
+                !w.is_empty() && w.iter().all(|b| matches!(b, b'"' | b'}' | b']'))
+            })
+            .collect();
+        closers.extend(eog.iter().copied().filter(|&t| (t as usize) < n_vocab));
         let mut info = TokRxInfo::new(n_vocab as u32, eos);
         info.tok_bos = tokenizer.bos_id();
         info.tok_end_of_turn = tokenizer.eot_id();
         let trie = TokTrie::from(&info, &words);
+        let alphabet = search::alphabet(&trie);
         let env: TokEnv = Arc::new(ApproximateTokEnv::new(trie));
         let mut factory = ParserFactory::new_simple(&env).map_err(|e| e.to_string())?;
         factory.quiet();
@@ -95,7 +101,8 @@ impl GrammarEnv {
             factory,
             eos,
             eog: eog.into(),
-            closers: Arc::new(closers),
+            closers: closers.into(),
+            alphabet: alphabet.into(),
             env,
         })
     }
@@ -120,9 +127,9 @@ impl GrammarEnv {
             .factory
             .create_parser(grammar)
             .map_err(|e| bad(e.to_string()))?;
-        let mut matcher = Matcher::new(Ok(parser));
+        let mut parser = Parser::new(parser);
         // The first mask also proves the grammar can produce something at all.
-        let mask = matcher.compute_mask().map_err(|e| bad(e.to_string()))?;
+        let mask = parser.compute_mask().map_err(bad)?;
         if mask.is_zero() {
             return Err(bad("the grammar allows no output".into()));
         }
@@ -131,20 +138,16 @@ impl GrammarEnv {
             OutputConstraint::JsonObject | OutputConstraint::JsonSchema(_)
         );
         let mut g = SeqGrammar {
-            matcher,
+            parser,
             mask,
             eos: self.eos,
             eog: Arc::clone(&self.eog),
-            closing: json.then(|| Closing {
-                closers: Arc::clone(&self.closers),
-                env: self.env.clone(),
-                budget: usize::MAX,
-                used: 0,
-                json: JsonState::default(),
-                steering: false,
-                last_need: None,
-                narrowed: None,
-                steered: false,
+            closing: json.then(|| {
+                Closing::new(
+                    self.env.clone(),
+                    Arc::clone(&self.closers),
+                    Arc::clone(&self.alphabet),
+                )
             }),
         };
         g.widen_eos();
@@ -214,238 +217,15 @@ pub(crate) enum Next {
     Done,
 }
 
-/// One sequence's matcher and the mask for its next token.
+/// One sequence's parser and the mask for its next token.
 pub(crate) struct SeqGrammar {
-    matcher: Matcher,
+    parser: Parser,
     mask: SimpleVob,
     eos: u32,
     eog: Arc<[u32]>,
     /// JSON only: steering to a valid end before `max_tokens` cuts the document.
     closing: Option<Closing>,
 }
-
-/// Budget-aware closing of a JSON document. A small model can loop inside an open-ended
-/// schema (an array without `maxItems`, a string without `maxLength`) until `max_tokens` cuts
-/// it mid-value, which no client can parse. Within the last [`CLOSING_WINDOW`] tokens, each
-/// step measures how many tokens the shortest way out still takes (a greedy dry run on a copy
-/// of the matcher: the longest closing token where one is allowed, else the longest allowed
-/// token, e.g. a required key), and once that fills the remaining budget the allowed tokens are
-/// narrowed to closers (`"`, `}`, `]`, end) whenever the grammar allows one. Strings end,
-/// optional members are skipped, containers close; where the grammar allows no closer (a
-/// required member, `minItems`, `minLength`), the model keeps choosing.
-struct Closing {
-    closers: Arc<SimpleVob>,
-    env: TokEnv,
-    budget: usize,
-    used: usize,
-    /// String state after the committed tokens.
-    json: JsonState,
-    /// Steering has begun (it stays on until the end).
-    steering: bool,
-    /// The last dry run's cost, to skip dry runs while the budget is far from it.
-    last_need: Option<usize>,
-    /// The mask narrowed to closers, while steering and the grammar allows one.
-    narrowed: Option<SimpleVob>,
-    /// Whether steering ever narrowed a mask (the output was shaped by the budget).
-    steered: bool,
-}
-
-/// Where the JSON text so far ends: inside a string or not (the grammar guarantees the rest of
-/// the syntax). A token of `}` or `]` closes structure outside a string but is only content
-/// inside one, where the closer is `"`.
-#[derive(Clone, Copy, Default)]
-struct JsonState {
-    in_string: bool,
-    escaped: bool,
-}
-
-impl JsonState {
-    fn feed(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            if self.in_string {
-                if self.escaped {
-                    self.escaped = false;
-                } else if b == b'\\' {
-                    self.escaped = true;
-                } else if b == b'"' {
-                    self.in_string = false;
-                }
-            } else if b == b'"' {
-                self.in_string = true;
-            }
-        }
-    }
-
-    /// Rank of closer `bytes` here (higher first; 0: not a closer here): the end first; inside a string
-    /// only tokens starting with the closing quote; outside, tokens starting with `}`/`]`
-    /// before a quote that opens a (then immediately closed) string.
-    fn closer_rank(self, bytes: &[u8]) -> usize {
-        match (self.in_string, bytes.first()) {
-            // An end token (special: marker byte first), where the grammar allows the end.
-            (_, Some(&TokTrie::SPECIAL_TOKEN_MARKER)) => 3,
-            (true, Some(b'"')) => 2,
-            (false, Some(b'}' | b']')) => 2,
-            (false, Some(b'"')) => 1,
-            _ => 0,
-        }
-    }
-}
-
-/// Tokens before `max_tokens` from which the closing cost is measured.
-const CLOSING_WINDOW: usize = 96;
-
-/// Set bits examined when looking for the longest allowed token (a string's content allows
-/// most of the vocabulary; any of it makes progress).
-const SCAN_LIMIT: usize = 4096;
-
-impl Closing {
-    fn left(&self) -> usize {
-        self.budget.saturating_sub(self.used)
-    }
-
-    /// The best closers allowed by `mask` in state `st` (highest rank, then longest), as a
-    /// mask; `None` when the grammar allows no closer here.
-    fn best_closers(&self, mask: &SimpleVob, st: JsonState) -> Option<SimpleVob> {
-        let mut m = mask.clone();
-        m.and(&self.closers);
-        if m.is_zero() {
-            return None;
-        }
-        let trie = self.env.tok_trie();
-        let key = |t: usize| {
-            let b = trie.token(t as u32);
-            (st.closer_rank(b), b.len())
-        };
-        let mut best = (0, 0);
-        m.iter_set_entries(|t| best = best.max(key(t)));
-        if best.0 == 0 {
-            return None;
-        }
-        let mut keep = m.clone();
-        m.iter_set_entries(|t| {
-            if key(t) != best {
-                keep.disallow_token(t as u32);
-            }
-        });
-        Some(keep)
-    }
-
-    /// The token the dry run takes: a best closer, else the longest allowed token.
-    fn pick(&self, mask: &SimpleVob, st: JsonState) -> Option<u32> {
-        if let Some(c) = self.best_closers(mask, st) {
-            return c.first_bit_set().map(|t| t as u32);
-        }
-        let trie = self.env.tok_trie();
-        let mut best: Option<(usize, u32)> = None;
-        let mut seen = 0;
-        for (w, &bits) in mask.as_slice().iter().enumerate() {
-            let mut b = bits;
-            while b != 0 && seen < SCAN_LIMIT {
-                let t = (w * 32) as u32 + b.trailing_zeros();
-                b &= b - 1;
-                seen += 1;
-                let n = trie.token(t).len();
-                if best.is_none_or(|(m, _)| n > m) {
-                    best = Some((n, t));
-                }
-            }
-            if seen >= SCAN_LIMIT {
-                break;
-            }
-        }
-        best.map(|(_, t)| t)
-    }
-
-    /// Tokens the greedy dry run needs to end the document from `matcher`'s state (whose
-    /// next-token mask is `mask`); `cap` when it takes at least that many.
-    fn cost(
-        &self,
-        matcher: &Matcher,
-        mask: &SimpleVob,
-        st: JsonState,
-        eos: u32,
-        cap: usize,
-    ) -> usize {
-        let mut m = matcher.deep_clone();
-        let mut mask = mask.clone();
-        let mut st = st;
-        let trie = self.env.tok_trie();
-        for steps in 0..cap {
-            if mask.is_allowed(eos) {
-                return steps + 1;
-            }
-            let Some(t) = self.pick(&mask, st) else {
-                return cap;
-            };
-            if m.consume_token(t).is_err() {
-                return cap;
-            }
-            st.feed(trie.token(t));
-            if m.is_stopped() {
-                return steps + 1;
-            }
-            match m.compute_mask() {
-                Ok(next) if !next.is_zero() => mask = next,
-                _ => return cap,
-            }
-        }
-        cap
-    }
-
-    /// Whether the budget is near enough to the last measured cost to measure again.
-    fn near(&self) -> bool {
-        let left = self.left();
-        left <= CLOSING_WINDOW && self.last_need.is_none_or(|n| left <= n + NEAR)
-    }
-
-    /// Decides whether to steer from here and narrows `mask` if so.
-    fn update(&mut self, matcher: &Matcher, mask: &SimpleVob, eos: u32) {
-        self.narrowed = None;
-        let left = self.left();
-        if !self.steering && self.near() {
-            let need = self.cost(matcher, mask, self.json, eos, left);
-            self.last_need = Some(need);
-            // Slack for the model's free step before steering bites; `veto` covers a free step
-            // that costs more than that (e.g. opening another member).
-            self.steering = need + 2 >= left;
-            tracing::trace!(left, need, steering = self.steering, "json closing cost");
-        }
-        self.narrow(mask);
-    }
-
-    fn narrow(&mut self, mask: &SimpleVob) {
-        if !self.steering {
-            return;
-        }
-        // Follow the dry run's path: the best closers, else (forced text such as a required
-        // key) the longest allowed tokens; free content (many choices) stays the model's.
-        if let Some(c) = self.best_closers(mask, self.json) {
-            self.steered = true;
-            self.narrowed = Some(c);
-            return;
-        }
-        if mask.num_set() > FORCED_LIMIT {
-            return;
-        }
-        let trie = self.env.tok_trie();
-        let mut longest = 0;
-        mask.iter_set_entries(|t| longest = longest.max(trie.token(t as u32).len()));
-        let mut keep = mask.clone();
-        mask.iter_set_entries(|t| {
-            if trie.token(t as u32).len() < longest {
-                keep.disallow_token(t as u32);
-            }
-        });
-        self.steered = true;
-        self.narrowed = Some(keep);
-    }
-}
-
-/// Within this many tokens of the last measured cost, every step measures again.
-const NEAR: usize = 16;
-
-/// At most this many allowed tokens and no closer: the grammar is spelling out fixed text.
-const FORCED_LIMIT: usize = 64;
 
 impl std::fmt::Debug for SeqGrammar {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -458,18 +238,18 @@ impl std::fmt::Debug for SeqGrammar {
 impl SeqGrammar {
     /// Bit `i` of word `i / 32` set: token `i` may come next.
     pub(crate) fn mask(&self) -> &[u32] {
-        match self.closing.as_ref().and_then(|c| c.narrowed.as_ref()) {
+        match self.closing.as_ref().and_then(Closing::narrowed) {
             Some(m) => m.as_slice(),
             None => self.mask.as_slice(),
         }
     }
 
     /// Tells a JSON grammar how many tokens the sequence may still produce, so that it closes
-    /// the document before they run out (see [`Closing`]).
+    /// the document before they run out (see [`closing`]).
     pub(crate) fn set_budget(&mut self, max_tokens: usize) {
         if let Some(c) = self.closing.as_mut() {
             c.budget = max_tokens;
-            c.update(&self.matcher, &self.mask, self.eos);
+            c.update(&mut self.parser, &self.mask, self.eos);
         }
     }
 
@@ -478,28 +258,10 @@ impl SeqGrammar {
     /// sample again from is returned (`None`: keep the token).
     pub(crate) fn veto(&mut self, token: u32) -> Option<&[u32]> {
         let c = self.closing.as_mut()?;
-        if c.steering || !c.near() || c.narrowed.is_some() {
+        if !c.veto(&mut self.parser, &self.mask, token, self.eos) {
             return None;
         }
-        let left = c.left();
-        let mut m = self.matcher.deep_clone();
-        let mut st = c.json;
-        st.feed(c.env.tok_trie().token(token));
-        let fits = m.consume_token(token).is_ok()
-            && (m.is_stopped()
-                || match m.compute_mask() {
-                    Ok(next) if !next.is_zero() => {
-                        let rest = left.saturating_sub(1);
-                        c.cost(&m, &next, st, self.eos, rest) < rest
-                    }
-                    _ => false,
-                });
-        if fits {
-            return None;
-        }
-        c.steering = true;
-        c.narrow(&self.mask);
-        c.narrowed.as_ref().map(SimpleVob::as_slice)
+        c.narrowed().map(SimpleVob::as_slice)
     }
 
     /// Whether the budget steered this output to an early close (the document is complete
@@ -510,18 +272,14 @@ impl SeqGrammar {
 
     /// Commits a sampled (allowed) token and computes the next mask.
     pub(crate) fn commit(&mut self, token: u32) -> Result<Next, String> {
-        self.matcher
-            .consume_token(token)
-            .map_err(|e| e.to_string())?;
+        self.parser.consume(token)?;
         if let Some(c) = self.closing.as_mut() {
-            c.used += 1;
-            c.json.feed(c.env.tok_trie().token(token));
-            c.narrowed = None;
+            c.commit(token);
         }
-        if self.matcher.is_stopped() {
+        if self.parser.is_stopped() {
             return Ok(Next::Done);
         }
-        self.mask = self.matcher.compute_mask().map_err(|e| e.to_string())?;
+        self.mask = self.parser.compute_mask()?;
         if self.mask.is_zero() {
             return Err("the grammar allows no further token".into());
         }
@@ -530,7 +288,7 @@ impl SeqGrammar {
         }
         self.widen_eos();
         if let Some(c) = self.closing.as_mut() {
-            c.update(&self.matcher, &self.mask, self.eos);
+            c.update(&mut self.parser, &self.mask, self.eos);
         }
         Ok(Next::Sample)
     }

@@ -264,3 +264,100 @@ fn open_ended_json_closes_before_max_tokens() {
         );
     }
 }
+
+/// Runs `schema` under 24 seeds with budgets small enough that the document must be closed
+/// early, and checks each output parses and passes `check`; returns how many were steered.
+fn closes_validly(
+    b: &LocalBackend,
+    schema: &Value,
+    min_tokens: usize,
+    check: impl Fn(&Value) -> bool,
+) -> usize {
+    let mut steered = 0;
+    for (seed, max_tokens) in (1..=24).map(|s| (s, min_tokens + 2 * s as usize)) {
+        let (text, finish) = run(
+            b,
+            request(
+                OutputConstraint::JsonSchema(schema.clone()),
+                seed,
+                max_tokens,
+            ),
+        );
+        let v: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("seed {seed}, {max_tokens} tokens: {e}: {text}"));
+        assert!(check(&v), "seed {seed}, {max_tokens} tokens: {text}");
+        steered += usize::from(finish == FinishReason::Length);
+    }
+    steered
+}
+
+// The grammar allows no closing quote until these strings match, and stories260K never writes
+// an address, the pattern or 20 characters before its budget runs out: without a searched
+// completion every run is cut mid-string at max_tokens.
+
+#[test]
+fn closing_completes_an_email_the_model_never_finishes() {
+    let Some(b) = backend() else { return };
+    let email = json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 8},
+            "email": {"type": "string", "format": "email"},
+        },
+        "required": ["name", "email"],
+        "additionalProperties": false,
+    });
+    let steered = closes_validly(&b, &email, 34, |v| {
+        let e = v["email"].as_str().unwrap_or("");
+        let (local, domain) = e.split_once('@').unwrap_or(("", ""));
+        v["name"].as_str().is_some_and(|n| n.chars().count() <= 8)
+            && !local.is_empty()
+            && !domain.is_empty()
+            && !domain.contains('@')
+    });
+    assert!(
+        steered >= 12,
+        "only {steered} of 24 email runs needed steering"
+    );
+}
+
+#[test]
+fn closing_completes_a_pattern_string() {
+    let Some(b) = backend() else { return };
+    let re = regex::Regex::new("^[A-Z]{3}-[0-9]{3,6}$").unwrap();
+    let pattern = json!({
+        "type": "object",
+        "properties": {"code": {"type": "string", "pattern": re.as_str()}, "n": {"type": "integer"}},
+        "required": ["code", "n"],
+    });
+    let steered = closes_validly(&b, &pattern, 34, |v| {
+        // `-0` is a JSON integer too (serde_json reads it as a float to keep the sign).
+        let whole = v["n"].as_f64().is_some_and(|n| n.fract() == 0.0);
+        v["code"].as_str().is_some_and(|c| re.is_match(c)) && whole
+    });
+    assert!(
+        steered >= 12,
+        "only {steered} of 24 pattern runs needed steering"
+    );
+}
+
+#[test]
+fn closing_completes_a_min_length_string() {
+    let Some(b) = backend() else { return };
+    let long = json!({
+        "type": "object",
+        "properties": {"story": {"type": "string", "minLength": 20}, "tags": {"type": "array", "items": {"type": "string", "minLength": 2}}},
+        "required": ["story", "tags"],
+    });
+    let steered = closes_validly(&b, &long, 40, |v| {
+        v["story"].as_str().is_some_and(|s| s.chars().count() >= 20)
+            && v["tags"].as_array().is_some_and(|t| {
+                t.iter()
+                    .all(|x| x.as_str().is_some_and(|s| s.chars().count() >= 2))
+            })
+    });
+    assert!(
+        steered >= 12,
+        "only {steered} of 24 minLength runs needed steering"
+    );
+}
