@@ -8,16 +8,22 @@
 //!   adds AVX-VNNI, Avx512Vnni AVX-512 F/BW/VL + AVX512_VNNI (both run the same 256-bit VNNI
 //!   kernels for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K and AVX2 for the rest); everything
 //!   else runs the portable scalar kernels.
-//!   On Avx512Vnni, batched mat-muls (4+ tokens) of Q4_0/Q5_0/Q8_0 run a 512-bit 4 × 4
+//!   On Avx512Vnni, batched mat-muls (4+ tokens) of Q4_0/Q5_0/Q8_0 run a 512-bit 8 × 4
 //!   register-blocked GEMM over activations packed once per call (`arch/x86_64/gemm512.rs`).
-//! - [`Kernels::attn_scores_f16`] / [`Kernels::attn_values_f16`]: attention over an f16 KV
-//!   cache for up to [`ATTN_GROUP`] queries at once, each key and value row read once per group.
+//! - [`Kernels::attn_scores_f16`] / [`Kernels::attn_softmax`] / [`Kernels::attn_values_f16`]:
+//!   attention over an f16 KV cache for up to [`ATTN_GROUP`] queries at once, each key and
+//!   value row read once per group.
 //! - [`ThreadPool`]: persistent workers, spin-then-park, no allocation per job.
 //!
-//! Every kernel is tested against the scalar oracle in `hanlin-quant`. Quantized dots are exact
-//! in their integer parts; only float summation order differs from the oracle, so results agree
-//! to a relative 1e-5 of `sum |w_i * a_i|`. Activation quantizers are byte-identical to
-//! hanlin-quant's `quantize_activation` (Q8_0/Q8_1 in ggml's x86 flavour) on every ISA.
+//! **llama.cpp's float order.** For Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K and F16, and for
+//! attention, every ISA computes exactly what llama.cpp's CPU backend (built for AVX-512)
+//! computes for a single token: the same exact integer lanes, the same fused multiply-adds in
+//! the same order, the same horizontal reductions (see each kernel and
+//! `docs/correctness.md`). Results are therefore bit-identical across ISAs, and to llama.cpp
+//! evaluating one token at a time. The other types sum in their own order and agree with the
+//! scalar oracle in `hanlin-quant` to a relative 1e-5 of `sum |w_i * a_i|`. Activation
+//! quantizers are byte-identical to hanlin-quant's `quantize_activation` (Q8_0/Q8_1 in ggml's
+//! x86 flavour) on every ISA.
 //!
 //! Results are batch- and thread-invariant: each output of a mat-mul is bit-identical to the
 //! single dot product of its row and token, whatever the thread count or batch size.
@@ -35,7 +41,7 @@ mod matmul;
 mod pool;
 mod table;
 
-pub use attn::ATTN_GROUP;
+pub use attn::{exp_ggml, ATTN_GROUP};
 pub use error::KernelError;
 pub use hanlin_gguf::GgmlType;
 pub use isa::{detect, Isa, ISA_ENV};

@@ -234,8 +234,8 @@ fn run_gemm(
             run(0, w.rows);
             return true;
         }
-        // Whole 4-row tiles per chunk.
-        let chunk = chunk_rows(w.rows, n_tokens, pool.threads()).next_multiple_of(4);
+        // Whole 8-row tiles per chunk.
+        let chunk = chunk_rows(w.rows, n_tokens, pool.threads()).next_multiple_of(8);
         let n_chunks = w.rows.div_ceil(chunk);
         pool.for_each_index(n_chunks, |c| {
             let r0 = c * chunk;

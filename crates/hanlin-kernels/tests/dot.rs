@@ -147,3 +147,45 @@ fn is_scale_byte(ty: GgmlType, i: usize) -> bool {
         _ => false,
     }
 }
+
+/// Types whose kernels follow ggml's x86 float order exactly (see `docs/correctness.md`): every
+/// ISA must give the scalar kernel's bits, not just its value.
+const LLAMA_ORDER_TYPES: [GgmlType; 8] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q4_K,
+    GgmlType::Q6_K,
+    GgmlType::F16,
+];
+
+#[test]
+fn llama_order_types_are_bit_identical_across_isas() {
+    let mut r = rng(15);
+    let generic = hanlin_kernels::Kernels::generic();
+    for ty in LLAMA_ORDER_TYPES {
+        for n in sizes(ty).into_iter().chain([
+            64 * ty.block_size(),
+            640usize.next_multiple_of(ty.block_size()),
+        ]) {
+            for w in [
+                quantized_weights(&mut r, ty, n),
+                random_weights(&mut r, ty, n),
+            ] {
+                let a = activation(ty, &floats(&mut r, n));
+                let want = generic.vec_dot(ty, n, &w, &a).expect("scalar dot");
+                for k in kernel_sets() {
+                    let got = k.vec_dot(ty, n, &w, &a).expect("kernel dot");
+                    assert_eq!(
+                        got.to_bits(),
+                        want.to_bits(),
+                        "{} {ty} n={n}: {got} vs scalar {want}",
+                        k.isa()
+                    );
+                }
+            }
+        }
+    }
+}

@@ -4,10 +4,11 @@
 //! from an f16 cache. Each item reads its own sequence's cache and writes its own output
 //! slices; results are bit-identical to attending row by row.
 //!
-//! Keys and values are read through the sequence's block table, one block segment at a time:
-//! each score is its own dot product and the value kernel adds `p * v` key by key in order onto
-//! the running output, so splitting the keys at block boundaries gives the same bits as one
-//! contiguous span.
+//! Keys are read through the sequence's block table one block segment at a time (each score is
+//! its own dot product); the value kernel takes every key's row at once, by offset, since its
+//! sums follow ggml's order across all keys (see `hanlin_kernels::Kernels::attn_values_f16`).
+//! Splitting the keys at block boundaries therefore gives the same bits as one contiguous span.
+//! Softmax is ggml's too ([`Kernels::attn_softmax`]), with chunks aligned to key position 0.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -27,6 +28,8 @@ pub(crate) struct AttnBufs {
     o: Vec<f32>,
     /// Scores or probabilities of one block segment for a group of queries.
     seg: Vec<f32>,
+    /// Byte offsets of the value rows of the keys a group attends to.
+    voff: Vec<usize>,
 }
 
 impl AttnBufs {
@@ -38,6 +41,7 @@ impl AttnBufs {
             vrow: vec![0.0; head_dim.max(1) * 4],
             o: vec![0.0; head_dim.max(1) * ATTN_GROUP],
             seg: Vec::with_capacity(64 * ATTN_GROUP),
+            voff: Vec::with_capacity(span),
         }
     }
 }
@@ -214,7 +218,7 @@ fn attend_group(
         let (l, e) = (first_key(a, r.pos) - lo, r.pos + 1 - lo);
         let own = &mut sc[l..e];
         own.iter_mut().for_each(|v| *v *= a.score_scale);
-        ops::softmax(own);
+        k.attn_softmax(own, lo + l);
         // ggml converts probabilities to f16 for the f16 V product.
         own.iter_mut().for_each(|v| *v = ops::round_f16(*v));
         sc[..l].iter_mut().for_each(|v| *v = 0.0);
@@ -224,30 +228,20 @@ fn attend_group(
         buf.o.resize(ng * hv, 0.0);
     }
     let o = &mut buf.o[..ng * hv];
-    o.iter_mut().for_each(|v| *v = 0.0);
-    let mut j = lo;
-    while j < hi {
+    buf.voff.clear();
+    let mut values: &[u8] = &[];
+    for j in lo..hi {
         let (blk, off) = kv.locate(j);
-        let n = (kv.pool.block_size() - off).min(hi - j);
-        let Some((vals, vs)) = kv.pool.f16_values(blk, a.layer, off, kvh) else {
+        let Some((v, at)) = kv.pool.f16_value_at(blk, a.layer, off, kvh) else {
             return false;
         };
-        let done = if n == span {
-            k.attn_values_f16(vals, vs, n, hv, scores, o)
-        } else if ng == 1 {
-            k.attn_values_f16(vals, vs, n, hv, &scores[j - lo..j - lo + n], o)
-        } else {
-            buf.seg.resize(ng * n, 0.0);
-            let seg = &mut buf.seg[..ng * n];
-            for (dst, row) in seg.chunks_mut(n).zip(scores.chunks(span)) {
-                dst.copy_from_slice(&row[j - lo..j - lo + n]);
-            }
-            k.attn_values_f16(vals, vs, n, hv, seg, o)
-        };
-        if done.is_err() {
-            return false;
-        }
-        j += n;
+        values = v;
+        buf.voff.push(at);
+    }
+    if k.attn_values_f16(values, &buf.voff, lo, hv, scores, o)
+        .is_err()
+    {
+        return false;
     }
     for (i, src) in o.chunks(hv).enumerate() {
         let t = t0 + i;
@@ -279,7 +273,7 @@ fn attend_row(
     buf.scores.clear();
     buf.scores
         .extend((lo..=p).map(|j| kv.score(a.layer, j, kvh, &buf.qq) * a.score_scale));
-    ops::softmax(&mut buf.scores[..span]);
+    Kernels::detected().attn_softmax(&mut buf.scores[..span], lo);
     // SAFETY: the slice for (t, h) lies inside `out` and no other item writes it.
     let o =
         unsafe { std::slice::from_raw_parts_mut(out_ptr.at(t * o_dim + h * a.head_v), a.head_v) };

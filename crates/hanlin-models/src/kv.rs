@@ -215,8 +215,9 @@ impl KvPool {
         })
     }
 
-    /// F16 value rows of head `kvh` from `off` to the end of block `blk`, and their stride.
-    pub(crate) fn f16_values(
+    /// The whole f16 value buffer and the byte offset in it of head `kvh`'s value row at `off`
+    /// of block `blk` of `layer`; `None` unless the cache is f16.
+    pub(crate) fn f16_value_at(
         &self,
         blk: usize,
         layer: usize,
@@ -224,8 +225,10 @@ impl KvPool {
         kvh: usize,
     ) -> Option<(&[u8], usize)> {
         (self.ty == KvType::F16).then(|| {
-            let o = self.row_at(blk, layer, off, self.rbv) + kvh * self.head_v * 2;
-            (&self.v[o..self.region_end(blk, layer, self.rbv)], self.rbv)
+            (
+                &self.v[..],
+                self.row_at(blk, layer, off, self.rbv) + kvh * self.head_v * 2,
+            )
         })
     }
 

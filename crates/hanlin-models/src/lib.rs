@@ -16,5 +16,5 @@ pub use bert::BertModel;
 pub use config::{Arch, ModelConfig};
 pub use error::{ModelError, Result};
 pub use kv::{BlockTables, KvCache, KvPool, KvType};
-pub use model::{BatchRow, Logits, Model, Scratch};
+pub use model::{BatchRow, Logits, Model, Scratch, Trace};
 pub use reference::ReferenceModel;

@@ -73,6 +73,29 @@ pub struct BatchRow {
     pub logits: bool,
 }
 
+/// Receives named intermediate tensors of a forward pass, for op-by-op comparison with
+/// llama.cpp's eval callback: `(name, layer, cols, data)`, `data` holding one row of `cols`
+/// f32 per batch token (`result_norm` and `result_output` come one token at a time). `layer`
+/// is `None` outside the layers. Names follow llama.cpp's Gemma 3 graph: `inp_scaled`, then per
+/// layer `attn_norm`, `Qcur`, `Kcur`, `Vcur` (projections), `Qcur_normed`, `Kcur_normed`,
+/// `Qcur_rope`, `Kcur_rope` (llama.cpp names these `Qcur` / `Kcur` again), `Qcur_scaled`,
+/// `kqv_out`, `attn_out` (unnamed there), `attn_post_norm`, `sa_out`, `ffn_norm`, `ffn_gate`,
+/// `ffn_up`, `ffn_geglu`, `ffn_out`, `ffn_post_norm`, `l_out`. See [`Model::forward_traced`].
+pub type Trace<'a> = dyn FnMut(&str, Option<usize>, usize, &[f32]) + 'a;
+
+/// Emits `data` to the trace, if any.
+fn emit(
+    trace: &mut Option<&mut Trace<'_>>,
+    name: &str,
+    layer: Option<usize>,
+    cols: usize,
+    data: &[f32],
+) {
+    if let Some(t) = trace.as_mut() {
+        t(name, layer, cols, data);
+    }
+}
+
 /// Working memory for forward passes, allocated once and reused for every step.
 #[derive(Debug, Default)]
 pub struct Scratch {
@@ -244,6 +267,19 @@ impl Model {
         s: &'s mut Scratch,
         want: Logits,
     ) -> Result<&'s [f32]> {
+        self.forward_traced(tokens, kv, s, want, None)
+    }
+
+    /// [`Model::forward`], handing every named intermediate tensor to `trace` (llama.cpp's
+    /// names; see [`Trace`]) — for checking our numerics against llama.cpp op by op.
+    pub fn forward_traced<'s>(
+        &self,
+        tokens: &[u32],
+        kv: &mut KvCache,
+        s: &'s mut Scratch,
+        want: Logits,
+        mut trace: Option<&mut Trace<'_>>,
+    ) -> Result<&'s [f32]> {
         let pos0 = kv.len();
         kv.check_fits(pos0, tokens.len())?;
         let n_vocab = self.config.n_vocab;
@@ -266,6 +302,7 @@ impl Model {
                 &mut [&mut *kv][..],
                 s,
                 if want == Logits::All { done } else { 0 },
+                &mut trace,
             ) {
                 result = Err(e);
                 break;
@@ -318,7 +355,7 @@ impl Model {
         let mut done = 0;
         let mut out = 0;
         for chunk in rows.chunks(s.cap) {
-            self.run_rows(chunk, kvs, s, out)?;
+            self.run_rows(chunk, kvs, s, out, &mut None)?;
             out += chunk.iter().filter(|r| r.logits).count();
             done += chunk.len();
         }
@@ -333,6 +370,7 @@ impl Model {
         kvs: &mut K,
         s: &mut Scratch,
         first_out: usize,
+        trace: &mut Option<&mut Trace<'_>>,
     ) -> Result<()> {
         let c = &self.config;
         for r in rows {
@@ -364,11 +402,11 @@ impl Model {
                 )));
             }
         }
-        self.forward_rows(rows, kvs, s)?;
+        self.forward_rows(rows, kvs, s, trace)?;
         let mut out = first_out;
         for (t, r) in rows.iter().enumerate() {
             if r.logits {
-                self.lm_head(s, t, out)?;
+                self.lm_head(s, t, out, trace)?;
                 out += 1;
             }
             kvs.filled(r.seq, r.pos + 1);
@@ -380,7 +418,13 @@ impl Model {
         linear::matmul(self.file.as_bytes(), w, x, n, out, act, &self.pool)
     }
 
-    fn lm_head(&self, s: &mut Scratch, t: usize, dst: usize) -> Result<()> {
+    fn lm_head(
+        &self,
+        s: &mut Scratch,
+        t: usize,
+        dst: usize,
+        trace: &mut Option<&mut Trace<'_>>,
+    ) -> Result<()> {
         let c = &self.config;
         let n = c.n_embd;
         ops::rms_norm(
@@ -389,6 +433,7 @@ impl Model {
             c.norm_eps,
             &mut s.xn[..n],
         );
+        emit(trace, "result_norm", None, n, &s.xn[..n]);
         let out = &mut s.logits[dst * c.n_vocab..(dst + 1) * c.n_vocab];
         self.mm(&self.weights.output, &s.xn[..n], 1, out, &mut s.act)?;
         if let Some(cap) = c.final_softcap {
@@ -396,6 +441,7 @@ impl Model {
                 *v = (*v / cap).tanh() * cap;
             }
         }
+        emit(trace, "result_output", None, c.n_vocab, out);
         Ok(())
     }
 
@@ -406,6 +452,7 @@ impl Model {
         rows: &[BatchRow],
         kvs: &mut K,
         s: &mut Scratch,
+        trace: &mut Option<&mut Trace<'_>>,
     ) -> Result<()> {
         let c = &self.config;
         let bytes = self.file.as_bytes();
@@ -421,6 +468,9 @@ impl Model {
                 row.iter_mut().for_each(|v| *v *= scale);
             }
         }
+        emit(trace, "inp_scaled", None, d, &s.x[..n * d]);
+        // Per-stage copies of the queries and keys, only while tracing.
+        let mut staged: Option<[Vec<f32>; 4]> = trace.as_ref().map(|_| Default::default());
 
         for (il, (lw, lv)) in self.weights.layers.iter().zip(&self.vecs).enumerate() {
             for t in 0..n {
@@ -431,6 +481,8 @@ impl Model {
                     &mut s.xn[t * d..(t + 1) * d],
                 );
             }
+            let l = Some(il);
+            emit(trace, "attn_norm", l, d, &s.xn[..n * d]);
             let xn = &s.xn[..n * d];
             self.mm(lw.req(Slot::Wq), xn, n, &mut s.q[..n * q_dim], &mut s.act)?;
             self.mm(lw.req(Slot::Wk), xn, n, &mut s.k[..n * k_dim], &mut s.act)?;
@@ -438,6 +490,12 @@ impl Model {
             add_bias(&mut s.q[..n * q_dim], lv.bq.as_deref());
             add_bias(&mut s.k[..n * k_dim], lv.bk.as_deref());
             add_bias(&mut s.v[..n * v_dim], lv.bv.as_deref());
+            emit(trace, "Qcur", l, q_dim, &s.q[..n * q_dim]);
+            emit(trace, "Kcur", l, k_dim, &s.k[..n * k_dim]);
+            emit(trace, "Vcur", l, v_dim, &s.v[..n * v_dim]);
+            if let Some(st) = staged.as_mut() {
+                st.iter_mut().for_each(Vec::clear);
+            }
 
             let swa = c.swa_layers[il];
             let base = if swa { c.rope_base_swa } else { c.rope_base };
@@ -456,7 +514,13 @@ impl Model {
                     if let Some(w) = &lv.q_norm {
                         ops::rms_norm_inplace(head, w, c.norm_eps);
                     }
+                    if let Some(st) = staged.as_mut() {
+                        st[0].extend_from_slice(head);
+                    }
                     ops::rope_apply(head, c.n_rot, c.rope_layout, &s.rope);
+                    if let Some(st) = staged.as_mut() {
+                        st[1].extend_from_slice(head);
+                    }
                     if self.prescale_q {
                         head.iter_mut().for_each(|v| *v *= c.attn_scale);
                     }
@@ -466,7 +530,13 @@ impl Model {
                     if let Some(w) = &lv.k_norm {
                         ops::rms_norm_inplace(head, w, c.norm_eps);
                     }
+                    if let Some(st) = staged.as_mut() {
+                        st[2].extend_from_slice(head);
+                    }
                     ops::rope_apply(head, c.n_rot, c.rope_layout, &s.rope);
+                    if let Some(st) = staged.as_mut() {
+                        st[3].extend_from_slice(head);
+                    }
                 }
                 kvs.write(
                     row.seq,
@@ -477,6 +547,13 @@ impl Model {
                 );
             }
 
+            if let Some(st) = staged.as_ref() {
+                emit(trace, "Qcur_normed", l, q_dim, &st[0]);
+                emit(trace, "Kcur_normed", l, k_dim, &st[2]);
+                emit(trace, "Qcur_rope", l, q_dim, &st[1]);
+                emit(trace, "Kcur_rope", l, k_dim, &st[3]);
+                emit(trace, "Qcur_scaled", l, q_dim, &s.q[..n * q_dim]);
+            }
             let shape = AttnShape {
                 layer: il,
                 n_head: c.n_head,
@@ -496,6 +573,7 @@ impl Model {
                 &mut s.att,
             );
             let o_dim = c.n_head * hv;
+            emit(trace, "kqv_out", l, o_dim, &s.attn[..n * o_dim]);
             self.mm(
                 lw.req(Slot::Wo),
                 &s.attn[..n * o_dim],
@@ -503,6 +581,7 @@ impl Model {
                 &mut s.proj[..n * d],
                 &mut s.act,
             )?;
+            emit(trace, "attn_out", l, d, &s.proj[..n * d]);
             for t in 0..n {
                 let pr = &mut s.proj[t * d..(t + 1) * d];
                 if let Some(w) = &lv.attn_post_norm {
@@ -518,6 +597,9 @@ impl Model {
                     &mut s.xn[t * d..(t + 1) * d],
                 );
             }
+            emit(trace, "attn_post_norm", l, d, &s.proj[..n * d]);
+            emit(trace, "sa_out", l, d, &s.x[..n * d]);
+            emit(trace, "ffn_norm", l, d, &s.xn[..n * d]);
             let f = c.n_ff;
             let xn = &s.xn[..n * d];
             self.mm(
@@ -528,6 +610,8 @@ impl Model {
                 &mut s.act,
             )?;
             self.mm(lw.req(Slot::FfnUp), xn, n, &mut s.up[..n * f], &mut s.act)?;
+            emit(trace, "ffn_gate", l, f, &s.gate[..n * f]);
+            emit(trace, "ffn_up", l, f, &s.up[..n * f]);
             {
                 let (gate, up) = (&mut s.gate[..n * f], &s.up[..n * f]);
                 let f = match c.activation {
@@ -536,6 +620,7 @@ impl Model {
                 };
                 linear::glu_rows(&self.pool, gate, up, n, f);
             }
+            emit(trace, "ffn_geglu", l, f, &s.gate[..n * f]);
             self.mm(
                 lw.req(Slot::FfnDown),
                 &s.gate[..n * f],
@@ -543,6 +628,7 @@ impl Model {
                 &mut s.proj[..n * d],
                 &mut s.act,
             )?;
+            emit(trace, "ffn_out", l, d, &s.proj[..n * d]);
             for t in 0..n {
                 let pr = &mut s.proj[t * d..(t + 1) * d];
                 if let Some(w) = &lv.ffn_post_norm {
@@ -552,6 +638,8 @@ impl Model {
                     *x += a;
                 }
             }
+            emit(trace, "ffn_post_norm", l, d, &s.proj[..n * d]);
+            emit(trace, "l_out", l, d, &s.x[..n * d]);
         }
         Ok(())
     }

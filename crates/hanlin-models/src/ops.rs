@@ -106,7 +106,7 @@ pub fn rope_cache(
 
 /// [`rope_cache`] with YaRN: each pair's angle mixes the interpolated and the extrapolated
 /// angle along a ramp, and cos/sin carry the magnitude correction, in ggml's order of
-/// operations (`rope_yarn` in ggml-cpu `ops.cpp`).
+/// operations (`rope_yarn` in ggml-cpu `ops.cpp`, including the multiply-adds GCC fuses).
 pub fn rope_cache_scaled(
     pos: usize,
     n_rot: usize,
@@ -125,9 +125,10 @@ pub fn rope_cache_scaled(
         let (t, mscale) = if scale.ext_factor != 0.0 {
             let y = (i as f32 - low) / (high - low).max(0.001);
             let ramp_mix = (1.0 - y.clamp(0.0, 1.0)) * scale.ext_factor;
+            // Fused as GCC compiles ggml's `rope_yarn` (`-mfma` contracts `a*b + c*d`).
             (
-                interp * (1.0 - ramp_mix) + extrap * ramp_mix,
-                scale.mscale * (1.0 + 0.1 * (1.0 / scale.freq_scale).ln()),
+                interp.mul_add(1.0 - ramp_mix, extrap * ramp_mix),
+                scale.mscale * 0.1f32.mul_add((1.0 / scale.freq_scale).ln(), 1.0),
             )
         } else {
             (interp, scale.mscale)
@@ -139,14 +140,38 @@ pub fn rope_cache_scaled(
 }
 
 /// Rotates one head in place using a cache from [`rope_cache`].
+///
+/// The products are fused as GCC compiles ggml's `rotate_pairs` (`-O3 -mfma`, which contracts
+/// `a*b ± c*d` into one multiply and one FMA): both layouts compute the first output as
+/// `fma(x0, cos, -(x1·sin))`; the second is `fma(x0, sin, x1·cos)` for NeoX pairs and
+/// `fma(x1, cos, x0·sin)` for adjacent pairs (vectorised there with `vfmaddsub`).
 pub fn rope_apply(head: &mut [f32], n_rot: usize, layout: RopeLayout, cache: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports FMA (checked just above).
+        unsafe { rope_apply_fma(head, n_rot, layout, cache) };
+        return;
+    }
+    rope_apply_body(head, n_rot, layout, cache);
+}
+
+/// [`rope_apply`] compiled with FMA, so `mul_add` is one instruction instead of a libm call
+/// (same result: a fused multiply-add rounds once either way).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+fn rope_apply_fma(head: &mut [f32], n_rot: usize, layout: RopeLayout, cache: &[f32]) {
+    rope_apply_body(head, n_rot, layout, cache);
+}
+
+#[inline(always)]
+fn rope_apply_body(head: &mut [f32], n_rot: usize, layout: RopeLayout, cache: &[f32]) {
     match layout {
         RopeLayout::Normal => {
             for i in 0..n_rot / 2 {
                 let (c, s) = (cache[2 * i], cache[2 * i + 1]);
                 let (x0, x1) = (head[2 * i], head[2 * i + 1]);
-                head[2 * i] = x0 * c - x1 * s;
-                head[2 * i + 1] = x0 * s + x1 * c;
+                head[2 * i] = x0.mul_add(c, -(x1 * s));
+                head[2 * i + 1] = x1.mul_add(c, x0 * s);
             }
         }
         RopeLayout::Neox => {
@@ -154,8 +179,8 @@ pub fn rope_apply(head: &mut [f32], n_rot: usize, layout: RopeLayout, cache: &[f
             for i in 0..half {
                 let (c, s) = (cache[2 * i], cache[2 * i + 1]);
                 let (x0, x1) = (head[i], head[i + half]);
-                head[i] = x0 * c - x1 * s;
-                head[i + half] = x0 * s + x1 * c;
+                head[i] = x0.mul_add(c, -(x1 * s));
+                head[i + half] = x0.mul_add(s, x1 * c);
             }
         }
     }
@@ -180,11 +205,12 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// GELU, tanh approximation, in f32.
+/// GELU, tanh approximation, in f32, with `1 + a·x·x` fused as GCC compiles ggml's
+/// `ggml_gelu_f32` (the f16 table built from it then matches llama.cpp's entry for entry).
 pub fn gelu_f32(x: f32) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
     const COEF_A: f32 = 0.044715;
-    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x)).tanh())
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (COEF_A * x).mul_add(x, 1.0)).tanh())
 }
 
 fn gelu_table() -> &'static [u16] {

@@ -1,8 +1,10 @@
 //! Scalar dots for the K-quants (256-element super-blocks) against Q8_K activations.
 //!
-//! Integer sums per super-block are exact; only the final float scaling differs in order from
-//! ggml's `*_generic`, which accumulates 8 float lanes.
+//! Integer sums per super-block are exact. Q4_K and Q6_K apply the scales in the float order
+//! of the kernels llama.cpp runs on x86 (see each function); Q2_K, Q3_K and Q5_K scale once
+//! per super-block, which differs from ggml's 8-lane accumulation only in rounding.
 
+use super::legacy::{fma_lanes, hsum8};
 use crate::layout::{
     blocks, f32_at, field, q2_k, q3_k, q4_k, q5_k, q6_k, q8_k, u16_at, unpack_k4_scales,
     unpack_q3_k_scales,
@@ -102,10 +104,13 @@ pub(crate) fn dot_q3_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     sum
 }
 
-/// Q4_K weights · Q8_K activations.
+/// Q4_K weights · Q8_K activations, in the float order of ggml's repacked `q4_K_8x8` GEMV and
+/// GEMM (what llama.cpp runs for Q4_K on AVX2 machines): per super-block the exact integer sums
+/// `Σ scale · q · y` and `Σ min · bsum`, each fused into its own running sum with
+/// `d_x · d_y` and `dmin_x · d_y`, subtracted at the end.
 pub(crate) fn dot_q4_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 256;
-    let mut sum = 0.0f32;
+    let (mut acc, mut acc_min) = (0f32, 0f32);
     for (x, y) in blocks::<{ q4_k::SIZE }>(w, nb)
         .iter()
         .zip(blocks::<{ q8_k::SIZE }>(a, nb))
@@ -130,11 +135,10 @@ pub(crate) fn dot_q4_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
             isum += sm[2 * j + 1] as i32 * dot32(&hi, &q8[64 * j + 32..64 * j + 64]);
         }
         let yd = f32_at::<0, 292>(y);
-        let d = yd * fp16(u16_at::<0, 144>(x));
-        let dmin = yd * fp16(u16_at::<2, 144>(x));
-        sum += d * isum as f32 - dmin * msum as f32;
+        acc = (isum as f32).mul_add(fp16(u16_at::<0, 144>(x)) * yd, acc);
+        acc_min = (msum as f32).mul_add(fp16(u16_at::<2, 144>(x)) * yd, acc_min);
     }
-    sum
+    acc - acc_min
 }
 
 /// Q5_K weights · Q8_K activations.
@@ -173,10 +177,13 @@ pub(crate) fn dot_q5_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     sum
 }
 
-/// Q6_K weights · Q8_K activations.
+/// Q6_K weights · Q8_K activations, in the order of ggml's AVX2 `ggml_vec_dot_q6_K_q8_K`: per
+/// super-block 8 exact i32 lanes (lane `k` takes elements `4k..4k + 4` of every 32-element
+/// group, scaled, minus `32 · (scale · bsum)` of 16-element sub-blocks `2k` and `2k + 1`),
+/// fused lane-wise with `d_y · d_x` into one 8-wide accumulator.
 pub(crate) fn dot_q6_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 256;
-    let mut sum = 0.0f32;
+    let mut acc = [0f32; 8];
     for (x, y) in blocks::<{ q6_k::SIZE }>(w, nb)
         .iter()
         .zip(blocks::<{ q8_k::SIZE }>(a, nb))
@@ -185,27 +192,27 @@ pub(crate) fn dot_q6_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
         let qh = field::<128, 64, 210>(x);
         let sc = field::<192, 16, 210>(x);
         let q8 = field::<4, 256, 292>(y);
-        let mut isum = 0i32;
+        let bs = bsums(y);
+        let mut lane: [i32; 8] = std::array::from_fn(|k| {
+            -32 * (bs[2 * k] * sc[2 * k] as i8 as i32 + bs[2 * k + 1] * sc[2 * k + 1] as i8 as i32)
+        });
         for c in 0..2 {
             let (ql, qh) = (&ql[64 * c..64 * c + 64], &qh[32 * c..32 * c + 32]);
-            let mut sub = [0i32; 8];
             for l in 0..32 {
-                let q1 = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i32 - 32;
-                let q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
-                let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
-                let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
-                let base = 128 * c + l;
-                let h = l / 16;
-                sub[h] += q1 * q8[base] as i8 as i32;
-                sub[2 + h] += q2 * q8[base + 32] as i8 as i32;
-                sub[4 + h] += q3 * q8[base + 64] as i8 as i32;
-                sub[6 + h] += q4 * q8[base + 96] as i8 as i32;
-            }
-            for (k, s) in sub.iter().enumerate() {
-                isum += sc[8 * c + k] as i8 as i32 * s;
+                let q = [
+                    (ql[l] & 0xF) | ((qh[l] & 3) << 4),
+                    (ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4),
+                    (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4),
+                    (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4),
+                ];
+                for (g, &q) in q.iter().enumerate() {
+                    let s = sc[8 * c + 2 * g + l / 16] as i8 as i32;
+                    lane[l / 4] += s * q as i32 * q8[128 * c + 32 * g + l] as i8 as i32;
+                }
             }
         }
-        sum += fp16(u16_at::<208, 210>(x)) * f32_at::<0, 292>(y) * isum as f32;
+        let d = f32_at::<0, 292>(y) * fp16(u16_at::<208, 210>(x));
+        fma_lanes(&mut acc, d, lane);
     }
-    sum
+    hsum8(acc)
 }

@@ -1,6 +1,7 @@
-//! AVX2 dots for F32, F16 (F16C) and BF16 rows, 32 elements per step in four accumulators.
+//! AVX2 dots for F32, F16 (F16C) and BF16 rows. F32 and BF16: 32 elements per step in four
+//! accumulators; F16: ggml's AVX-512 order emulated with pairs of 8-lane registers.
 
-use super::{hsum_ps, ld128, ld_ps};
+use super::{fp16, hsum_ps, ld128, ld_ps};
 use crate::arch::generic;
 use core::arch::x86_64::*;
 
@@ -49,10 +50,50 @@ pub(crate) fn dot_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
     float_dot!(n, w, a, 4, ld_ps, generic::float::dot_f32)
 }
 
-/// F16 weights · F16 activations.
+/// Sixteen f16 lanes of ggml's AVX-512 accumulators, as two 8-lane halves.
+type Acc16 = [__m256; 2];
+
+/// ggml's `_mm512_reduce_add_ps` (GCC's expansion) of 16 lanes held as two halves: the halves
+/// added, then `hsum_float_8`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn reduce16(v: Acc16) -> f32 {
+    hsum_ps(_mm256_add_ps(v[1], v[0]))
+}
+
+/// `(a0 + a2) + (a1 + a3)` lane-wise: the first step of ggml's `GGML_F32Cx16_REDUCE`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn fold4(a: [Acc16; 4]) -> Acc16 {
+    std::array::from_fn(|h| {
+        _mm256_add_ps(
+            _mm256_add_ps(a[0][h], a[2][h]),
+            _mm256_add_ps(a[1][h], a[3][h]),
+        )
+    })
+}
+
+/// F16 weights · F16 activations in the order of ggml's AVX-512 `ggml_vec_dot_f16`, bit for
+/// bit (see `generic::float::dot_f16`): four 16-lane accumulators over 64-element steps.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_f16(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    float_dot!(n, w, a, 2, ld_f16, generic::float::dot_f16)
+    let np = n & !63;
+    let (wc, _) = w[..np * 2].as_chunks::<128>();
+    let (ac, _) = a[..np * 2].as_chunks::<128>();
+    let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+    for (x, y) in wc.iter().zip(ac) {
+        let (x, _) = x.as_chunks::<16>();
+        let (y, _) = y.as_chunks::<16>();
+        for (k, (x, y)) in x.iter().zip(y).enumerate() {
+            acc[k / 2][k % 2] = _mm256_fmadd_ps(ld_f16(x), ld_f16(y), acc[k / 2][k % 2]);
+        }
+    }
+    let mut sum = f64::from(reduce16(fold4(acc)));
+    let (wt, at) = (&w[np * 2..n * 2], &a[np * 2..n * 2]);
+    for (x, y) in wt.as_chunks::<2>().0.iter().zip(at.as_chunks::<2>().0) {
+        sum += f64::from(fp16(u16::from_le_bytes(*x)) * fp16(u16::from_le_bytes(*y)));
+    }
+    sum as f32
 }
 
 /// BF16 weights · BF16 activations.

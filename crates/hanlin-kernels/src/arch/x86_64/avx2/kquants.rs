@@ -2,7 +2,9 @@
 //!
 //! Per super-block everything up to the final scale is exact i32 arithmetic: `maddubs` of
 //! unsigned weights by signed activations (never saturating for these ranges), then `madd` by
-//! the sub-block scales. The mins term uses the activations' precomputed `bsums`.
+//! the sub-block scales. The mins term uses the activations' precomputed `bsums`. Q4_K and
+//! Q6_K apply the scales in the float order llama.cpp uses on x86 (bit-identical to it and
+//! to the scalar kernels); Q2_K, Q3_K and Q5_K follow ggml's structure loosely.
 
 use super::{fp16, hsum_ps, hsum_ps128, ld128, ld256};
 use crate::layout::{
@@ -95,23 +97,44 @@ pub(crate) fn k4_mins_and_scales(packed: &[u8; 12]) -> __m256i {
     ))
 }
 
+/// Folds one Q4_K super-block into `acc` = `[Σ d · isum, Σ dmin · msum, ·, ·]` in the order of
+/// ggml's repacked `q4_K_8x8` kernels (what llama.cpp runs for Q4_K on AVX2 machines): the
+/// exact totals of `sumi`'s 8 lanes and `msum`'s 4 lanes, then `fma(f32(total), scale, acc)`
+/// with `d = d_x · d_y`, `dmin = dmin_x · d_y`. The result is `acc[0] − acc[1]`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn q4k_fold(acc: __m128, sumi: __m256i, msum: __m128i, d: f32, dmin: f32) -> __m128 {
+    let s4 = _mm_add_epi32(
+        _mm256_castsi256_si128(sumi),
+        _mm256_extracti128_si256::<1>(sumi),
+    );
+    let h = _mm_hadd_epi32(s4, msum);
+    let h = _mm_hadd_epi32(h, h);
+    _mm_fmadd_ps(_mm_cvtepi32_ps(h), _mm_setr_ps(d, dmin, 0.0, 0.0), acc)
+}
+
+/// `acc[0] − acc[1]` of [`q4k_fold`]'s accumulator.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn q4k_result(acc: __m128) -> f32 {
+    _mm_cvtss_f32(_mm_sub_ss(acc, _mm_movehdup_ps(acc)))
+}
+
 /// Q4_K weights · Q8_K activations.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_q4_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 256;
     let m4 = _mm256_set1_epi8(0xF);
-    let mut acc = _mm256_setzero_ps();
-    let mut acc_m = _mm_setzero_ps();
+    let mut acc = _mm_setzero_ps();
     for (x, y) in blocks::<{ q4_k::SIZE }>(w, nb)
         .iter()
         .zip(blocks::<{ q8_k::SIZE }>(a, nb))
     {
         let yd = q8k_d(y);
-        let d = yd * fp16(u16_at::<0, 144>(x));
-        let dmin = -yd * fp16(u16_at::<2, 144>(x));
+        let d = fp16(u16_at::<0, 144>(x)) * yd;
+        let dmin = fp16(u16_at::<2, 144>(x)) * yd;
         let ms = k4_mins_and_scales(field::<4, 12, 144>(x));
         let prod = _mm_madd_epi16(_mm256_extracti128_si256::<1>(ms), q8k_sums32(y));
-        acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
         let sc128 = _mm256_castsi256_si128(ms);
         let scales = _mm256_set_m128i(sc128, sc128);
         let qs = field::<16, 128, 144>(x);
@@ -129,9 +152,9 @@ pub(crate) fn dot_q4_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
             let ph = _mm256_madd_epi16(scale_h, ph);
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        acc = q4k_fold(acc, sumi, prod, d, dmin);
     }
-    hsum_ps(acc) + hsum_ps128(acc_m)
+    q4k_result(acc)
 }
 
 /// Q5_K weights · Q8_K activations.

@@ -1,7 +1,8 @@
 //! AVX2 dots for the 32-element formats: one block per 256-bit register.
 //!
-//! Two accumulators (even / odd blocks) hide the FMA latency; the integer part of each block is
-//! exact, so only float summation order differs from the scalar reference.
+//! One 8-lane accumulator takes `fma(d_x · d_y, lanes)` per block, ggml's order exactly (so
+//! the result is bit-identical to the scalar kernels and to llama.cpp); the integer part of
+//! each block is exact.
 //!
 //! These loops are bound by the shuffle port, not by arithmetic: converting two f16 scales and
 //! broadcasting their product costs five shuffle-port µops per 32 values. Q4_0 / Q5_0 / Q8_0
@@ -9,7 +10,7 @@
 //! (a load, not a shuffle).
 
 use super::{
-    bytes_from_bits_32, bytes_from_nibbles_32, fp16, hsum_ps, hsum_ps128, ld256, mul_sum_i8_pairs,
+    bytes_from_bits_32, bytes_from_nibbles_32, fp16, hsum_ps, ld256, mul_sum_i8_pairs,
     mul_sum_us8_pairs,
 };
 use crate::layout::{blocks, field, q4_0, q4_1, q5_0, q5_1, q8_0, q8_1, u16_at, u32_at};
@@ -44,14 +45,15 @@ pub(crate) fn spill4(v: __m128) -> [f32; 4] {
 }
 
 /// Dot of weight blocks holding signed byte values (Q4_0, Q5_0, Q8_0: f16 `d` at byte 0)
-/// with Q8_0 activations; `vals` decodes one weight block `x` into 32 i8 values. Block `i`
-/// accumulates into `acc[i % 2]`, the order the 1×4 tile reproduces.
+/// with Q8_0 activations; `vals` decodes one weight block `x` into 32 i8 values. One 8-lane
+/// accumulator takes `fma(d_x · d_y, lanes)` block by block, as ggml's `ggml_vec_dot_*_q8_0`
+/// and llamafile's tinyBLAS do, and the 1×4 tile reproduces.
 macro_rules! signed_blocks {
     ($n:expr, $w:expr, $a:expr, $size:expr, |$x:ident| $vals:expr) => {{
         let nb = $n / 32;
         let xs = blocks::<{ $size }>($w, nb);
         let ys = blocks::<{ q8_0::SIZE }>($a, nb);
-        let mut acc = [_mm256_setzero_ps(); 2];
+        let mut acc = _mm256_setzero_ps();
         let (xg, xr) = xs.as_chunks::<4>();
         let (yg, yr) = ys.as_chunks::<4>();
         for (x4, y4) in xg.iter().zip(yg) {
@@ -60,47 +62,35 @@ macro_rules! signed_blocks {
                 let $x = &x4[k];
                 let p = mul_sum_i8_pairs($vals, ld256(field::<2, 32, 34>(&y4[k])));
                 let dk = _mm256_broadcast_ss(&d[k]);
-                acc[k & 1] = _mm256_fmadd_ps(dk, _mm256_cvtepi32_ps(p), acc[k & 1]);
+                acc = _mm256_fmadd_ps(dk, _mm256_cvtepi32_ps(p), acc);
             }
         }
-        for (k, ($x, y)) in xr.iter().zip(yr).enumerate() {
+        for ($x, y) in xr.iter().zip(yr) {
             let d = fp16(u16_at::<0, { $size }>($x)) * fp16(u16_at::<0, 34>(y));
             let p = mul_sum_i8_pairs($vals, ld256(field::<2, 32, 34>(y)));
-            acc[k & 1] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[k & 1]);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
         }
-        hsum_ps(_mm256_add_ps(acc[0], acc[1]))
+        hsum_ps(acc)
     }};
 }
 
 /// Dot of Q4_1 / Q5_1 weights (f16 `d` @0, `m` @2; unsigned values from `vals`) with Q8_1
-/// activations (f16 `d` @0, `s` @2): `sum d_x d_y q_x q_y + m_x s_y` per block.
+/// activations (f16 `d` @0, `s` @2): one 8-lane accumulator of `fma(d_x · d_y, lanes)` plus
+/// the scalar `Σ m_x · s_y` (fused, as GCC compiles ggml's loop), added at the end.
 macro_rules! offset_blocks {
     ($n:expr, $w:expr, $a:expr, $size:expr, |$x:ident| $vals:expr) => {{
         let nb = $n / 32;
         let xs = blocks::<{ $size }>($w, nb);
         let ys = blocks::<{ q8_1::SIZE }>($a, nb);
-        let mut acc = [_mm256_setzero_ps(); 2];
-        let mut acc_m = _mm_setzero_ps();
-        let (xg, xr) = xs.as_chunks::<4>();
-        let (yg, yr) = ys.as_chunks::<4>();
-        for (x4, y4) in xg.iter().zip(yg) {
-            let d = spill4(_mm_mul_ps(d4(x4), d4(y4)));
-            acc_m = _mm_fmadd_ps(f16x4::<2, { $size }>(x4), f16x4::<2, 36>(y4), acc_m);
-            for k in 0..4 {
-                let $x = &x4[k];
-                let p = mul_sum_us8_pairs($vals, ld256(field::<4, 32, 36>(&y4[k])));
-                let dk = _mm256_broadcast_ss(&d[k]);
-                acc[k & 1] = _mm256_fmadd_ps(dk, _mm256_cvtepi32_ps(p), acc[k & 1]);
-            }
-        }
-        let mut summs = hsum_ps128(acc_m);
-        for (k, ($x, y)) in xr.iter().zip(yr).enumerate() {
-            summs += fp16(u16_at::<2, { $size }>($x)) * fp16(u16_at::<2, 36>(y));
+        let mut acc = _mm256_setzero_ps();
+        let mut summs = 0f32;
+        for ($x, y) in xs.iter().zip(ys) {
+            summs = fp16(u16_at::<2, { $size }>($x)).mul_add(fp16(u16_at::<2, 36>(y)), summs);
             let d = fp16(u16_at::<0, { $size }>($x)) * fp16(u16_at::<0, 36>(y));
             let p = mul_sum_us8_pairs($vals, ld256(field::<4, 32, 36>(y)));
-            acc[k & 1] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[k & 1]);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
         }
-        hsum_ps(_mm256_add_ps(acc[0], acc[1])) + summs
+        hsum_ps(acc) + summs
     }};
 }
 

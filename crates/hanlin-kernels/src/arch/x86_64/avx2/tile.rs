@@ -1,26 +1,27 @@
 //! 1×4 tiles for batched matmul: one weight row against four activation rows.
 //!
 //! Unpacking a weight block (nibbles, high bits, scales) costs as much as multiplying it, so
-//! during prefill each block is decoded once and reused for four tokens. Results equal the
-//! 1×1 kernels up to float summation order.
+//! during prefill each block is decoded once and reused for four tokens. Each column is
+//! bit-identical to the 1×1 kernel: same integer lanes, same float steps in the same order.
 
 use super::kquants::{
-    chunk32, k4_mins_and_scales, q6_k_offset, q6_k_scale, q6_k_values, q8k_d, q8k_qs, q8k_sums32,
+    chunk32, k4_mins_and_scales, q4k_fold, q4k_result, q6_k_offset, q6_k_scale, q6_k_values, q8k_d,
+    q8k_qs, q8k_sums32,
 };
 use super::legacy::{d4, q4_0_values, q5_0_values, spill4};
-use super::{fp16, hsum_ps, hsum_ps128, ld128, ld256, mul_sum_us8_pairs};
+use super::{fp16, hsum_ps, ld128, ld256, mul_sum_us8_pairs};
 use crate::layout::{blocks, field, q4_0, q4_k, q5_0, q6_k, q8_0, q8_k, u16_at};
 use core::arch::x86_64::*;
 
 /// Shared loop of the 32-element formats whose values are signed bytes: `vals` decodes a
-/// weight block into 32 i8 values. Scales and accumulator order (block `i` into `acc[i % 2]`)
-/// follow `legacy::signed_blocks`, so each column is bit-identical to the 1×1 kernel.
+/// weight block into 32 i8 values. Scales and accumulator order (one 8-lane accumulator per
+/// token) follow `legacy::signed_blocks`, so each column is bit-identical to the 1×1 kernel.
 macro_rules! dot4_signed {
     ($n:expr, $w:expr, $a:expr, $size:expr, |$x:ident| $vals:expr) => {{
         let nb = $n / 32;
         let xs = blocks::<{ $size }>($w, nb);
         let ys = $a.map(|s| blocks::<{ q8_0::SIZE }>(s, nb));
-        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+        let mut acc = [_mm256_setzero_ps(); 4];
         let (xg, xr) = xs.as_chunks::<4>();
         let yg = ys.map(|y| y.as_chunks::<4>().0);
         for (g, x4) in xg.iter().enumerate() {
@@ -34,7 +35,7 @@ macro_rules! dot4_signed {
                     let sy = _mm256_sign_epi8(ld256(field::<2, 32, 34>(&yg[t][g][k])), qx);
                     let p = mul_sum_us8_pairs(ax, sy);
                     let dk = _mm256_broadcast_ss(&d[t][k]);
-                    acc[t][k & 1] = _mm256_fmadd_ps(dk, _mm256_cvtepi32_ps(p), acc[t][k & 1]);
+                    acc[t] = _mm256_fmadd_ps(dk, _mm256_cvtepi32_ps(p), acc[t]);
                 }
             }
         }
@@ -48,10 +49,10 @@ macro_rules! dot4_signed {
                 let sy = _mm256_sign_epi8(ld256(field::<2, 32, 34>(y)), qx);
                 let p = mul_sum_us8_pairs(ax, sy);
                 let d = _mm256_set1_ps(dx * fp16(u16_at::<0, 34>(y)));
-                acc[t][k & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[t][k & 1]);
+                acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[t]);
             }
         }
-        acc.map(|[a0, a1]| hsum_ps(_mm256_add_ps(a0, a1)))
+        acc.map(|a| hsum_ps(a))
     }};
 }
 
@@ -80,19 +81,13 @@ pub(crate) fn dot4_q4_k(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
     let xs = blocks::<{ q4_k::SIZE }>(w, nb);
     let ys = a.map(|s| blocks::<{ q8_k::SIZE }>(s, nb));
     let m4 = _mm256_set1_epi8(0xF);
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut acc_m = [_mm_setzero_ps(); 4];
+    let mut acc = [_mm_setzero_ps(); 4];
     for (i, x) in xs.iter().enumerate() {
         let y: [&[u8; q8_k::SIZE]; 4] = [&ys[0][i], &ys[1][i], &ys[2][i], &ys[3][i]];
         let dx = fp16(u16_at::<0, 144>(x));
-        let dminx = -fp16(u16_at::<2, 144>(x));
+        let dminx = fp16(u16_at::<2, 144>(x));
         let ms = k4_mins_and_scales(field::<4, 12, 144>(x));
         let mins = _mm256_extracti128_si256::<1>(ms);
-        for t in 0..4 {
-            let prod = _mm_madd_epi16(mins, q8k_sums32(y[t]));
-            let dmin = _mm_set1_ps(dminx * q8k_d(y[t]));
-            acc_m[t] = _mm_fmadd_ps(dmin, _mm_cvtepi32_ps(prod), acc_m[t]);
-        }
         let sc128 = _mm256_castsi256_si128(ms);
         let scales = _mm256_set_m128i(sc128, sc128);
         let qs = field::<16, 128, 144>(x);
@@ -115,11 +110,12 @@ pub(crate) fn dot4_q4_k(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
             }
         }
         for t in 0..4 {
-            let d = _mm256_set1_ps(dx * q8k_d(y[t]));
-            acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+            let prod = _mm_madd_epi16(mins, q8k_sums32(y[t]));
+            let yd = q8k_d(y[t]);
+            acc[t] = q4k_fold(acc[t], sumi[t], prod, dx * yd, dminx * yd);
         }
     }
-    std::array::from_fn(|t| hsum_ps(acc[t]) + hsum_ps128(acc_m[t]))
+    acc.map(|v| q4k_result(v))
 }
 
 /// Shuffle patterns broadcasting scale `2j` (low nibbles) and `2j + 1` (high nibbles).

@@ -23,20 +23,18 @@ pub(crate) static K45_PAIR_SHUF: [[u8; 32]; 4] = {
     t
 };
 
-/// Pattern `p` (0..4) orders Q6_K's i8 scales of groups `2p`, `2p + 1` (16-value sub-blocks
-/// `4p..4p + 4`) as `packs` lays out their lanes: sub-blocks `4p, 4p + 2, 4p + 1, 4p + 3`,
-/// four bytes each.
-pub(crate) static Q6_PAIR_SHUF: [[u8; 16]; 4] = {
-    let mut t = [[0u8; 16]; 4];
-    let mut p = 0;
-    while p < 4 {
+/// Pattern `g` (0..8) puts Q6_K's i8 scale `2g` in bytes 0..4 and `2g + 1` in bytes 4..8: the
+/// scales of i32 lanes 0..4 and 4..8 of 32-element group `g` (the rest is ignored).
+pub(crate) static Q6_LANE_SHUF: [[u8; 16]; 8] = {
+    let mut t = [[0u8; 16]; 8];
+    let mut g = 0;
+    while g < 8 {
         let mut i = 0;
         while i < 16 {
-            let order = [0, 2, 1, 3];
-            t[p][i] = (4 * p + order[i / 4]) as u8;
+            t[g][i] = (2 * g + (i / 4) % 2) as u8;
             i += 1;
         }
-        p += 1;
+        g += 1;
     }
     t
 };
@@ -48,10 +46,11 @@ macro_rules! vnni_kquants {
         use super::{dpbusd, dpwssd};
         use core::arch::x86_64::*;
         use $crate::arch::x86_64::avx2::kquants::{
-            chunk32, k4_mins_and_scales, q6_k_offset, q6_k_values, q8k_d, q8k_qs,
+            chunk32, k4_mins_and_scales, q4k_fold, q4k_result, q6_k_offset, q6_k_values, q8k_d,
+            q8k_qs,
         };
         use $crate::arch::x86_64::avx2::{fp16, hsum_ps, ld128, ld256};
-        use $crate::arch::x86_64::vnni::kquants::{K45_PAIR_SHUF, Q6_PAIR_SHUF};
+        use $crate::arch::x86_64::vnni::kquants::{K45_PAIR_SHUF, Q6_LANE_SHUF};
         use $crate::layout::{blocks, field, q4_k, q5_k, q6_k, q8_k, u16_at};
 
         /// `acc + Σ scale · q · y` over two 32-value groups: `q` unsigned (at most 63), `y` the
@@ -118,17 +117,49 @@ macro_rules! vnni_kquants {
             _mm256_fmadd_ps(q8k_dv(y), s, acc)
         }
 
-        /// One Q6_K super-block's float step: `acc + d_y · (d_x · sumi)`.
+        /// One Q4_K super-block's float step (see `avx2::kquants::q4k_fold`): the exact totals
+        /// of `sumi` and of the mins term, fused into `acc` with `d_x · d_y` and
+        /// `dmin_x · d_y`.
         #[inline]
         #[target_feature(enable = $feat)]
-        pub(crate) fn q6_step(
-            acc: __m256,
+        pub(crate) fn q4k_step(
+            acc: __m128,
             sumi: __m256i,
-            dx: __m256,
+            mins: __m256i,
+            d: f32,
+            dmin: f32,
             y: &[u8; q8_k::SIZE],
-        ) -> __m256 {
-            let s = _mm256_mul_ps(dx, _mm256_cvtepi32_ps(sumi));
-            _mm256_fmadd_ps(q8k_dv(y), s, acc)
+        ) -> __m128 {
+            let m = _mm256_madd_epi16(mins, ld256(field::<260, 32, 292>(y)));
+            let m4 = _mm_add_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256::<1>(m));
+            let yd = q8k_d(y);
+            q4k_fold(acc, sumi, m4, d * yd, dmin * yd)
+        }
+
+        /// One Q6_K super-block's float step, ggml's order: `fma(d_y · d_x, lanes, acc)`.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        pub(crate) fn q6_step(acc: __m256, sumi: __m256i, dx: f32, y: &[u8; q8_k::SIZE]) -> __m256 {
+            let d = _mm256_set1_ps(q8k_d(y) * dx);
+            _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc)
+        }
+
+        /// `sumi + scale · Σ q · y` per i32 lane over one 32-value Q6_K group: `vpdpbusd` gives
+        /// the 4-product lane sums (at most 4 · 63 · 127, so each fits in the lane's low i16)
+        /// and `vpdpwssd` by `(scale, 0)` word pairs scales them exactly, keeping ggml's lanes.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        pub(crate) fn q6_group(sumi: __m256i, sc: __m256i, q: __m256i, y: __m256i) -> __m256i {
+            dpwssd(sumi, dpbusd(_mm256_setzero_si256(), q, y), sc)
+        }
+
+        /// Scales of Q6_K group `g` as `(scale, 0)` i16 pairs: `2g` for lanes 0..4, `2g + 1`
+        /// for lanes 4..8.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        pub(crate) fn q6_lane_scale(scales: __m128i, g: usize) -> __m256i {
+            let s = _mm_shuffle_epi8(scales, ld128(&Q6_LANE_SHUF[g]));
+            _mm256_and_si256(_mm256_cvtepi8_epi32(s), _mm256_set1_epi32(0xFFFF))
         }
 
         /// Scales of sub-blocks `2j`, `2j + 1` in `packs` layout, from [`k45_prologue`]'s.
@@ -172,13 +203,6 @@ macro_rules! vnni_kquants {
             ]
         }
 
-        /// Scales of Q6_K groups `2p`, `2p + 1` in `packs` layout, as i16.
-        #[inline]
-        #[target_feature(enable = $feat)]
-        pub(crate) fn q6_pair_scale(scales: __m128i, p: usize) -> __m256i {
-            _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, ld128(&Q6_PAIR_SHUF[p])))
-        }
-
         /// Shared 1×1 loop of Q4_K and Q5_K (`S`-byte blocks, f16 `d` @0, `dmin` @2, packed
         /// scales @4); `vals(x, j)` decodes chunk `j`.
         #[inline]
@@ -209,10 +233,26 @@ macro_rules! vnni_kquants {
             hsum_ps(acc)
         }
 
-        /// Q4_K weights · Q8_K activations.
+        /// Q4_K weights · Q8_K activations (llama.cpp's float order, see [`q4k_step`]).
         #[target_feature(enable = $feat)]
         pub(crate) fn dot_q4_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
-            dot_k45::<{ q4_k::SIZE }>(n, w, a, |x, j| q4_k_values(x, j))
+            let nb = n / 256;
+            let mut acc = _mm_setzero_ps();
+            for (x, y) in blocks::<{ q4_k::SIZE }>(w, nb)
+                .iter()
+                .zip(blocks::<{ q8_k::SIZE }>(a, nb))
+            {
+                let [scales, mins] = k45_row(field::<4, 12, 144>(x));
+                let mut sum = [_mm256_setzero_si256(); 2];
+                for j in 0..4 {
+                    let sc = k45_pair_scale(scales, j);
+                    sum[j & 1] = pair_dot(sum[j & 1], sc, q4_k_values(x, j), q8k_pair(y, j));
+                }
+                let sumi = _mm256_add_epi32(sum[0], sum[1]);
+                let (d, dmin) = (fp16(u16_at::<0, 144>(x)), fp16(u16_at::<2, 144>(x)));
+                acc = q4k_step(acc, sumi, mins, d, dmin, y);
+            }
+            q4k_result(acc)
         }
 
         /// Q5_K weights · Q8_K activations.
@@ -221,7 +261,8 @@ macro_rules! vnni_kquants {
             dot_k45::<{ q5_k::SIZE }>(n, w, a, |x, j| q5_k_values(x, j))
         }
 
-        /// Q6_K weights · Q8_K activations (offset 32 folded through `bsums`).
+        /// Q6_K weights · Q8_K activations in ggml's lanes and float order (offset 32 folded
+        /// through `bsums`, as ggml does).
         #[target_feature(enable = $feat)]
         pub(crate) fn dot_q6_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
             let nb = n / 256;
@@ -230,18 +271,19 @@ macro_rules! vnni_kquants {
                 .iter()
                 .zip(blocks::<{ q8_k::SIZE }>(a, nb))
             {
-                let dx = _mm256_set1_ps(fp16(u16_at::<208, 210>(x)));
                 let scales = ld128(field::<192, 16, 210>(x));
+                let q8 = q8k_qs(y);
                 let mut sum = [q6_k_offset(scales, y), _mm256_setzero_si256()];
                 for c in 0..2 {
                     let q6 = q6_k_values(x, c);
-                    for h in 0..2 {
-                        let p = 2 * c + h;
-                        let q = [q6[2 * h], q6[2 * h + 1]];
-                        sum[h] = pair_dot(sum[h], q6_pair_scale(scales, p), q, q8k_pair(y, p));
+                    for (k, q) in q6.iter().enumerate() {
+                        let g = 4 * c + k;
+                        let sc = q6_lane_scale(scales, g);
+                        sum[k & 1] = q6_group(sum[k & 1], sc, *q, ld256(chunk32(q8, g)));
                     }
                 }
-                acc = q6_step(acc, _mm256_add_epi32(sum[0], sum[1]), dx, y);
+                let sumi = _mm256_add_epi32(sum[0], sum[1]);
+                acc = q6_step(acc, sumi, fp16(u16_at::<208, 210>(x)), y);
             }
             hsum_ps(acc)
         }

@@ -7,13 +7,14 @@ macro_rules! vnni_legacy {
     ($feat:literal) => {
         use super::{bit_bytes, dpbusd};
         use core::arch::x86_64::*;
-        use $crate::arch::x86_64::avx2::legacy::{d4, f16x4, spill4};
-        use $crate::arch::x86_64::avx2::{fp16, hsum_ps, hsum_ps128, ld256};
+        use $crate::arch::x86_64::avx2::legacy::{d4, spill4};
+        use $crate::arch::x86_64::avx2::{fp16, hsum_ps, ld256};
         use $crate::layout::{blocks, field, q4_0, q4_1, q5_0, q5_1, q8_0, q8_1, u16_at, u32_at};
 
         /// Dot of `S`-byte weight blocks (f16 `d` at byte 0) with Q8_0 activations; `int` gives
-        /// a block's exact i32 lanes from the weight block and the 32 activation quants. Block
-        /// `i` accumulates into `acc[i % 2]`, the order the 1×4 tiles reproduce.
+        /// a block's exact i32 lanes from the weight block and the 32 activation quants. One
+        /// 8-lane accumulator takes `fma(d_x · d_y, lanes)` per block (ggml's order, which
+        /// the 1×4 tiles reproduce).
         #[inline]
         #[target_feature(enable = $feat)]
         fn q8_0_blocks<const S: usize>(
@@ -25,7 +26,7 @@ macro_rules! vnni_legacy {
             let nb = n / 32;
             let xs = blocks::<S>(w, nb);
             let ys = blocks::<{ q8_0::SIZE }>(a, nb);
-            let mut acc = [_mm256_setzero_ps(); 2];
+            let mut acc = _mm256_setzero_ps();
             let (xg, xr) = xs.as_chunks::<4>();
             let (yg, yr) = ys.as_chunks::<4>();
             for (x4, y4) in xg.iter().zip(yg) {
@@ -33,19 +34,20 @@ macro_rules! vnni_legacy {
                 for k in 0..4 {
                     let p = int(&x4[k], ld256(field::<2, 32, 34>(&y4[k])));
                     let dk = _mm256_broadcast_ss(&d[k]);
-                    acc[k & 1] = _mm256_fmadd_ps(dk, _mm256_cvtepi32_ps(p), acc[k & 1]);
+                    acc = _mm256_fmadd_ps(dk, _mm256_cvtepi32_ps(p), acc);
                 }
             }
-            for (k, (x, y)) in xr.iter().zip(yr).enumerate() {
+            for (x, y) in xr.iter().zip(yr) {
                 let d = fp16(u16_at::<0, S>(x)) * fp16(u16_at::<0, 34>(y));
                 let p = int(x, ld256(field::<2, 32, 34>(y)));
-                acc[k & 1] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[k & 1]);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
             }
-            hsum_ps(_mm256_add_ps(acc[0], acc[1]))
+            hsum_ps(acc)
         }
 
         /// Dot of `S`-byte weight blocks with unsigned values (f16 `d` @0, `m` @2) with Q8_1
-        /// activations (f16 `d` @0, `s` @2): `sum d_x d_y q_x q_y + m_x s_y` per block.
+        /// activations (f16 `d` @0, `s` @2): one 8-lane accumulator of `fma(d_x · d_y,
+        /// lanes)` plus the scalar `Σ m_x · s_y` (fused, as GCC compiles ggml's loop).
         #[inline]
         #[target_feature(enable = $feat)]
         fn q8_1_blocks<const S: usize>(
@@ -58,27 +60,15 @@ macro_rules! vnni_legacy {
             let xs = blocks::<S>(w, nb);
             let ys = blocks::<{ q8_1::SIZE }>(a, nb);
             let zero = _mm256_setzero_si256();
-            let mut acc = [_mm256_setzero_ps(); 2];
-            let mut acc_m = _mm_setzero_ps();
-            let (xg, xr) = xs.as_chunks::<4>();
-            let (yg, yr) = ys.as_chunks::<4>();
-            for (x4, y4) in xg.iter().zip(yg) {
-                let d = spill4(_mm_mul_ps(d4(x4), d4(y4)));
-                acc_m = _mm_fmadd_ps(f16x4::<2, S>(x4), f16x4::<2, 36>(y4), acc_m);
-                for k in 0..4 {
-                    let p = dpbusd(zero, vals(&x4[k]), ld256(field::<4, 32, 36>(&y4[k])));
-                    let dk = _mm256_broadcast_ss(&d[k]);
-                    acc[k & 1] = _mm256_fmadd_ps(dk, _mm256_cvtepi32_ps(p), acc[k & 1]);
-                }
-            }
-            let mut summs = hsum_ps128(acc_m);
-            for (k, (x, y)) in xr.iter().zip(yr).enumerate() {
-                summs += fp16(u16_at::<2, S>(x)) * fp16(u16_at::<2, 36>(y));
+            let mut acc = _mm256_setzero_ps();
+            let mut summs = 0f32;
+            for (x, y) in xs.iter().zip(ys) {
+                summs = fp16(u16_at::<2, S>(x)).mul_add(fp16(u16_at::<2, 36>(y)), summs);
                 let d = fp16(u16_at::<0, S>(x)) * fp16(u16_at::<0, 36>(y));
                 let p = dpbusd(zero, vals(x), ld256(field::<4, 32, 36>(y)));
-                acc[k & 1] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[k & 1]);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
             }
-            hsum_ps(_mm256_add_ps(acc[0], acc[1])) + summs
+            hsum_ps(acc) + summs
         }
 
         /// `n · y − o · Σy` per lane: unsigned values `n` with offset `o` (in every byte of

@@ -12,9 +12,12 @@
 //!   weight's sign onto the activation, as ggml does: `|x| · sign(y, x)`;
 //! - unsigned weights with an offset (Q4_0's `n − 8`, Q5_0's `n − 16`) use `n · y − o · Σy` in
 //!   the 1×1 kernels, the activation sum being one more `vpdpbusd` by the constant `o`;
-//! - K-quants take two `vpdpbusd` per 64 values, pack the two sub-blocks' lanes to i16 (exact:
-//!   a lane is at most 4 · 63 · 128) and apply the sub-block scales with one `vpdpwssd`: three
-//!   multiplies per 64 values where AVX2 needs four `maddubs` / `madd` and two adds.
+//! - Q4_K and Q5_K take two `vpdpbusd` per 64 values, pack the two sub-blocks' lanes to i16
+//!   (exact: a lane is at most 4 · 63 · 128) and apply the sub-block scales with one
+//!   `vpdpwssd`: three multiplies per 64 values where AVX2 needs four `maddubs` / `madd` and
+//!   two adds. Q4_K then folds each super-block's exact totals in llama.cpp's order;
+//! - Q6_K keeps ggml's AVX2 lane layout (its float step is per lane): one `vpdpbusd` per 32
+//!   values, scaled in place by a `vpdpwssd` with `(scale, 0)` word pairs.
 //!
 //! Float steps are shared functions called by each 1×1 kernel and its tiles in the same order,
 //! so batched results stay bit-identical to single dots.
