@@ -29,6 +29,8 @@ pub struct Shape {
     pub n_vocab: usize,
     /// RoPE frequency base.
     pub rope_base: f32,
+    /// Trained context length written to the metadata.
+    pub n_ctx: usize,
 }
 
 /// The three small shapes the synthetic comparisons use (GQA 2:1, K-quant-friendly sizes).
@@ -44,6 +46,7 @@ pub fn shapes() -> Vec<Shape> {
             n_ff: 512,
             n_vocab: 0,
             rope_base: 10000.0,
+            n_ctx: 512,
         })
         .collect()
 }
@@ -63,6 +66,7 @@ pub fn bench_shapes() -> Vec<(&'static str, Shape)> {
                 n_ff: 8192,
                 n_vocab: 128_256,
                 rope_base: 500_000.0,
+                n_ctx: 131_072,
             },
         ),
         (
@@ -76,6 +80,7 @@ pub fn bench_shapes() -> Vec<(&'static str, Shape)> {
                 n_ff: 4864,
                 n_vocab: 151_936,
                 rope_base: 1_000_000.0,
+                n_ctx: 32_768,
             },
         ),
     ]
@@ -136,7 +141,7 @@ pub fn synthetic_f16(shape: &Shape, vocab: &GgufFile, seed: u64) -> Vec<u8> {
     );
     w.set("general.file_type", Value::U32(1));
     let u32v = |x: usize| Value::U32(x as u32);
-    w.set(&format!("{a}.context_length"), u32v(512));
+    w.set(&format!("{a}.context_length"), u32v(shape.n_ctx));
     w.set(&format!("{a}.embedding_length"), u32v(shape.n_embd));
     w.set(&format!("{a}.block_count"), u32v(shape.n_layer));
     w.set(&format!("{a}.feed_forward_length"), u32v(shape.n_ff));
