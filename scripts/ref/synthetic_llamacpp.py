@@ -4,11 +4,15 @@
     cargo run --release -p hanlin-test-support --example write_synthetic -- DIR \
         ../shared/testdata/models/stories260K/stories260K-f32.gguf
     python scripts/ref/synthetic_llamacpp.py DIR > crates/hanlin-models/testdata/synthetic_llamacpp.json
+    python scripts/ref/synthetic_llamacpp.py --n-batch 1 DIR \
+        > crates/hanlin-models/testdata/synthetic_llamacpp_b1.json
 
 For each F16 model: quantize with llama.cpp's own quantizer (Q8_0, Q4_0, Q4_K_M, no imatrix),
 record each tensor's type and the sha256 of its bytes (the test re-quantizes with hanlin-quant
 and must produce the same bytes), and the logits llama.cpp computes for every position of a
-fixed token sequence (flash attention off, f16 KV cache).
+fixed token sequence (flash attention off, f16 KV cache). By default the sequence is one
+batch (llama.cpp's batched kernels); `--n-batch 1` feeds it token by token, so every position
+runs llama.cpp's single-token kernels, which hanlin reproduces bit for bit.
 """
 import ctypes
 import hashlib
@@ -30,9 +34,9 @@ def tensor_table(path):
             for t in r.tensors}
 
 
-def logits(path):
-    llm = llama_cpp.Llama(path, n_ctx=64, n_threads=2, n_batch=64, logits_all=True,
-                          flash_attn=False, verbose=False)
+def logits(path, n_batch):
+    llm = llama_cpp.Llama(path, n_ctx=64, n_threads=2, n_batch=n_batch, n_ubatch=n_batch,
+                          logits_all=True, flash_attn=False, verbose=False)
     llm.eval(TOKENS)
     rows = [[round(float(x), 4) for x in llm.scores[i]] for i in range(len(TOKENS))]
     del llm
@@ -40,10 +44,14 @@ def logits(path):
 
 
 def main():
-    d = sys.argv[1]
+    args = sys.argv[1:]
+    n_batch = 64
+    if args[:1] == ["--n-batch"]:
+        n_batch, args = int(args[1]), args[2:]
+    d = args[0]
     llama_cpp.llama_backend_init()
     out = {"generator": "scripts/ref/synthetic_llamacpp.py", "llama_cpp_python": llama_cpp.__version__,
-           "tokens": TOKENS, "models": []}
+           "tokens": TOKENS, "n_batch": n_batch, "models": []}
     for arch in ["llama", "qwen2", "qwen3"]:
         f16 = os.path.join(d, f"synthetic-{arch}-f16.gguf")
         variants = [("F16", f16)]
@@ -61,7 +69,7 @@ def main():
                 "variant": name,
                 "f16_sha256": hashlib.sha256(open(f16, "rb").read()).hexdigest(),
                 "tensors": tensor_table(path),
-                "logits": logits(path),
+                "logits": logits(path, n_batch),
             })
             print(arch, name, file=sys.stderr)
     json.dump(out, sys.stdout, separators=(",", ":"))
