@@ -22,9 +22,21 @@ fn type_named(name: &str) -> GgmlType {
         .unwrap()
 }
 
-/// Per model of `reference`: (arch, variant, min cosine vs llama.cpp, max |Δ| vs llama.cpp,
-/// min cosine vs the f32 reference forward).
-fn compare(reference: &str) -> Option<Vec<(String, String, f64, f32, f64)>> {
+/// How one model of a reference compared.
+struct Row {
+    name: String,
+    variant: String,
+    /// Minimum per-position cosine against llama.cpp.
+    cos: f64,
+    /// Largest |Δ| against llama.cpp.
+    max_diff: f32,
+    /// Minimum per-position cosine against the f32 reference forward.
+    cos_ref: f64,
+}
+
+/// Compares every model of `reference` (a JSON reference file's text); `None` without the
+/// shared test data.
+fn compare(reference: &str) -> Option<Vec<Row>> {
     let vocab = hanlin_test_support::stories_vocab()?;
     let reference: serde_json::Value = serde_json::from_str(reference).unwrap();
     let tokens: Vec<u32> = reference["tokens"]
@@ -90,7 +102,13 @@ fn compare(reference: &str) -> Option<Vec<(String, String, f64, f32, f64)>> {
             "{arch:6} {variant:7} vs llama.cpp: min cosine {min_cos:.6}, max |Δ| {max_diff:.4}; \
              vs reference forward: min cosine {min_cos_ref:.6}"
         );
-        rows.push((arch.into(), variant.into(), min_cos, max_diff, min_cos_ref));
+        rows.push(Row {
+            name: format!("{arch} {variant}"),
+            variant: variant.into(),
+            cos: min_cos,
+            max_diff,
+            cos_ref: min_cos_ref,
+        });
     }
     Some(rows)
 }
@@ -102,8 +120,8 @@ fn synthetic_models_match_llama_cpp() {
     };
     let failures: Vec<_> = rows
         .iter()
-        .filter(|r| r.2 < 0.999 || r.4 < 0.999)
-        .map(|r| format!("{} {}", r.0, r.1))
+        .filter(|r| r.cos < 0.999 || r.cos_ref < 0.999)
+        .map(|r| r.name.clone())
         .collect();
     assert!(failures.is_empty(), "below cosine 0.999: {failures:?}");
 }
@@ -118,8 +136,10 @@ fn synthetic_models_match_llama_cpp_token_by_token() {
     };
     let failures: Vec<_> = rows
         .iter()
-        .filter(|r| r.2 < 0.999 || r.4 < 0.999 || (r.1 != "Q4_0" && r.3 > 1e-4))
-        .map(|r| format!("{} {}: cosine {:.6}, max |Δ| {:.5}", r.0, r.1, r.2, r.3))
+        .filter(|r| {
+            r.cos < 0.999 || r.cos_ref < 0.999 || (r.variant != "Q4_0" && r.max_diff > 1e-4)
+        })
+        .map(|r| format!("{}: cosine {:.6}, max |Δ| {:.5}", r.name, r.cos, r.max_diff))
         .collect();
     assert!(failures.is_empty(), "{failures:?}");
 }
