@@ -265,14 +265,16 @@ fn open_ended_json_closes_before_max_tokens() {
     }
 }
 
-/// Runs `schema` under 24 seeds with budgets small enough that the document must be closed
-/// early, and checks each output parses and passes `check`; returns how many were steered.
+/// Runs `schema` for 24 seeds with budgets from `min_tokens` up; every output must parse and
+/// pass `check`, and at least half must have been closed early (finish "length"), or the
+/// budgets did not exercise closing.
 fn closes_validly(
+    what: &str,
     b: &LocalBackend,
     schema: &Value,
     min_tokens: usize,
     check: impl Fn(&Value) -> bool,
-) -> usize {
+) {
     let mut steered = 0;
     for (seed, max_tokens) in (1..=24).map(|s| (s, min_tokens + 2 * s as usize)) {
         let (text, finish) = run(
@@ -288,7 +290,10 @@ fn closes_validly(
         assert!(check(&v), "seed {seed}, {max_tokens} tokens: {text}");
         steered += usize::from(finish == FinishReason::Length);
     }
-    steered
+    assert!(
+        steered >= 12,
+        "only {steered} of 24 {what} runs needed steering"
+    );
 }
 
 // The grammar allows no closing quote until these strings match, and stories260K never writes
@@ -307,7 +312,7 @@ fn closing_completes_an_email_the_model_never_finishes() {
         "required": ["name", "email"],
         "additionalProperties": false,
     });
-    let steered = closes_validly(&b, &email, 34, |v| {
+    closes_validly("email", &b, &email, 34, |v| {
         let e = v["email"].as_str().unwrap_or("");
         let (local, domain) = e.split_once('@').unwrap_or(("", ""));
         v["name"].as_str().is_some_and(|n| n.chars().count() <= 8)
@@ -315,10 +320,6 @@ fn closing_completes_an_email_the_model_never_finishes() {
             && !domain.is_empty()
             && !domain.contains('@')
     });
-    assert!(
-        steered >= 12,
-        "only {steered} of 24 email runs needed steering"
-    );
 }
 
 #[test]
@@ -330,15 +331,11 @@ fn closing_completes_a_pattern_string() {
         "properties": {"code": {"type": "string", "pattern": re.as_str()}, "n": {"type": "integer"}},
         "required": ["code", "n"],
     });
-    let steered = closes_validly(&b, &pattern, 34, |v| {
+    closes_validly("pattern", &b, &pattern, 34, |v| {
         // `-0` is a JSON integer too (serde_json reads it as a float to keep the sign).
         let whole = v["n"].as_f64().is_some_and(|n| n.fract() == 0.0);
         v["code"].as_str().is_some_and(|c| re.is_match(c)) && whole
     });
-    assert!(
-        steered >= 12,
-        "only {steered} of 24 pattern runs needed steering"
-    );
 }
 
 #[test]
@@ -349,15 +346,11 @@ fn closing_completes_a_min_length_string() {
         "properties": {"story": {"type": "string", "minLength": 20}, "tags": {"type": "array", "items": {"type": "string", "minLength": 2}}},
         "required": ["story", "tags"],
     });
-    let steered = closes_validly(&b, &long, 40, |v| {
+    closes_validly("min-length", &b, &long, 40, |v| {
         v["story"].as_str().is_some_and(|s| s.chars().count() >= 20)
             && v["tags"].as_array().is_some_and(|t| {
                 t.iter()
                     .all(|x| x.as_str().is_some_and(|s| s.chars().count() >= 2))
             })
     });
-    assert!(
-        steered >= 12,
-        "only {steered} of 24 minLength runs needed steering"
-    );
 }
