@@ -272,6 +272,28 @@ impl GgufFile {
         n
     }
 
+    /// Tells the kernel this process no longer needs bytes `start..start + len` resident (a
+    /// tensor copied elsewhere, e.g. repacked): their pages leave this process's resident set,
+    /// and a later read faults them back in from the page cache, unchanged. Only whole pages
+    /// inside the range are released; a no-op for files held in memory.
+    pub fn release_range(&self, start: usize, len: usize) {
+        let Bytes::Mapped(map) = &self.bytes else {
+            return;
+        };
+        let page = 4096;
+        let base = map.as_ptr() as usize;
+        let from = (base + start).next_multiple_of(page) - base;
+        let to = (base + start.saturating_add(len)).min(base + map.len()) / page * page;
+        if to <= base + from {
+            return;
+        }
+        // SAFETY: the map is a read-only file mapping, so dropping its pages discards nothing:
+        // later reads see the same file bytes. The range is inside the map.
+        let _ = unsafe {
+            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - base - from)
+        };
+    }
+
     /// All metadata in file order.
     pub fn metadata(&self) -> &[(String, Value)] {
         &self.metadata

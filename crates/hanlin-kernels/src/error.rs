@@ -50,6 +50,9 @@ pub enum KernelError {
     /// The requested ISA is not available on this CPU.
     #[error("instruction set {0} is not available on this CPU")]
     IsaUnavailable(&'static str),
+    /// Memory for repacked weights could not be mapped.
+    #[error("cannot allocate {0}")]
+    Alloc(String),
     /// The `HANLIN_ISA` override names no known ISA.
     #[error("unknown instruction set {0:?} (expected generic, avx2, avxvnni, avx512 or auto)")]
     UnknownIsa(String),

@@ -38,6 +38,7 @@ mod isa;
 mod kernels;
 mod layout;
 mod matmul;
+mod packed;
 mod pool;
 mod table;
 
@@ -48,4 +49,5 @@ pub use isa::{detect, Isa, ISA_ENV};
 pub use kernels::{activation_type, Kernels};
 pub use layout::row_bytes;
 pub use matmul::WeightMatrix;
+pub use packed::{packs, PackedLayout, PackedMatrix};
 pub use pool::{ThreadPool, DEFAULT_SPIN};

@@ -10,6 +10,7 @@ pub mod linear;
 mod model;
 pub mod ops;
 pub mod reference;
+mod repack;
 pub mod weights;
 
 pub use bert::BertModel;

@@ -41,6 +41,11 @@ pub fn matmul(
     }
     let act = &mut buf.bytes[..act_row * n];
     quantize_rows(k, pool, act_ty, &x[..n * w.cols], w.cols, act, act_row).map_err(kerr)?;
+    if let Some(p) = &w.packed {
+        return k
+            .matmul_packed(pool, p, act, n, &mut out[..n * w.rows])
+            .map_err(kerr);
+    }
     let wm = WeightMatrix::new(w.ty, w.bytes(file), w.rows, w.cols).map_err(kerr)?;
     k.matmul(pool, &wm, act, n, &mut out[..n * w.rows])
         .map_err(kerr)

@@ -125,7 +125,7 @@ impl Model {
     /// Builds a model from an opened GGUF file.
     pub fn from_gguf(file: GgufFile) -> Result<Self> {
         let config = ModelConfig::from_gguf(&file)?;
-        let weights = Weights::load(&file, &config)?;
+        let mut weights = Weights::load(&file, &config)?;
         for w in std::iter::once(&weights.token_embd)
             .chain(std::iter::once(&weights.output))
             .chain(weights.layers.iter().flat_map(|l| {
@@ -174,6 +174,8 @@ impl Model {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
+        let pool = ThreadPool::new(threads);
+        crate::repack::pack_weights(&file, &mut weights, &pool)?;
         Ok(Model {
             config,
             file,
@@ -182,7 +184,7 @@ impl Model {
             output_norm,
             rope_freqs,
             prescale_q,
-            pool: ThreadPool::new(threads),
+            pool,
         })
     }
 

@@ -21,6 +21,8 @@ pub struct Weight {
     pub row_bytes: usize,
     /// Absolute byte offset in the file.
     pub start: usize,
+    /// The matrix repacked for the interleaved kernels, when [`hanlin_kernels::packs`] it.
+    pub packed: Option<std::sync::Arc<hanlin_kernels::PackedMatrix>>,
 }
 
 impl Weight {
@@ -34,6 +36,7 @@ impl Weight {
             cols,
             row_bytes: cols / t.ggml_type.block_size() * t.ggml_type.type_size(),
             start: t.start as usize,
+            packed: None,
         }
     }
 
@@ -59,6 +62,11 @@ impl LayerWeights {
     /// The weight in `slot`, if this layer has it.
     pub fn get(&self, slot: Slot) -> Option<&Weight> {
         self.slots.iter().find(|(s, _)| *s == slot).map(|(_, w)| w)
+    }
+
+    /// Every weight of this layer, mutably (repacking at load).
+    pub(crate) fn weights_mut(&mut self) -> impl Iterator<Item = &mut Weight> {
+        self.slots.iter_mut().map(|(_, w)| w)
     }
 
     /// The weight in a slot the architecture table marks required.

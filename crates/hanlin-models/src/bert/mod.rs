@@ -115,6 +115,7 @@ impl BertModel {
                 cols: cols as usize,
                 row_bytes: cols as usize / t.ggml_type.block_size() * t.ggml_type.type_size(),
                 start: t.start as usize,
+                packed: None,
             }))
         };
         let weights = Loader {

@@ -234,5 +234,6 @@ pub(crate) fn weight_from_shape(
         cols,
         row_bytes: cols / ty.block_size() * ty.type_size(),
         start,
+        packed: None,
     })
 }

@@ -3,6 +3,7 @@
 pub(crate) mod float;
 mod kquants;
 mod legacy;
+pub(crate) mod packed;
 pub(crate) mod quantize;
 
 use crate::table::{DotEntry, Table};

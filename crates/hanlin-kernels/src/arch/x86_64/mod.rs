@@ -5,4 +5,5 @@ pub(crate) mod avx2;
 pub(crate) mod avx512vnni;
 pub(crate) mod avxvnni;
 pub(crate) mod gemm512;
+pub(crate) mod packed512;
 mod vnni;

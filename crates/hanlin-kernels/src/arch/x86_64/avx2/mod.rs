@@ -6,6 +6,7 @@
 mod float;
 pub(crate) mod kquants;
 pub(crate) mod legacy;
+pub(crate) mod packed;
 mod quantize;
 pub(crate) mod tile;
 

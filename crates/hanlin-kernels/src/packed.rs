@@ -1,0 +1,390 @@
+//! Weights repacked at load into row-interleaved groups, and the mat-muls over them.
+//!
+//! **Why.** A plain ggml matrix is read one row at a time, and each row's dot product ends in
+//! a horizontal reduction. Here 16 rows are interleaved block by block, so one 512-bit
+//! register holds the same 4 quants of 16 rows: one `vpdpbusd` serves 16 rows, every
+//! activation dword is a broadcast straight from memory, the 16 results leave as one vector,
+//! and the weights are still one sequential stream (reading several row streams in step
+//! defeats this CPU's prefetcher; see `docs/performance.md`).
+//!
+//! **Which float order.** llama.cpp's CPU backend repacks Q4_0 matrices whose row count is a
+//! multiple of 8 (`q4_0_8x8`, on every x86 CPU with AVX2) and then sums each row *per block*:
+//! `acc = fma(f32(Σ_block (q − 8)·y), d_w · d_y, acc)`, block by block from `acc = 0`. That is
+//! a different rounding from its plain `vec_dot` (8 lanes, reduced at the end), so a packed
+//! matrix here computes exactly the per-block order, on every ISA, for every batch size: the
+//! same bits as llama.cpp's single-token path on the same file. Matrices llama.cpp leaves
+//! alone (row count not a multiple of 8) stay in their file layout and keep `vec_dot`'s order.
+//!
+//! **Layout (Q4_0).** Rows are taken 16 at a time (a final partial group is padded with zero
+//! rows whose results are never written). Each group holds `⌈nb/2⌉` units of 576 bytes, one
+//! per pair of 32-value blocks: `qs(b)`, `qs(b + 1)` (256 bytes each), then the 16 f16 scales
+//! of `b` and of `b + 1` (32 bytes each). In `qs(b)`, bytes `64k + 4r .. 64k + 4r + 4` are
+//! bytes `4k .. 4k + 4` of row `r`'s block: their low nibbles are elements `4k .. 4k + 4`,
+//! their high nibbles elements `16 + 4k .. 16 + 4k + 4`. Units are 64-byte aligned.
+//!
+//! **Layout (Q4_K).** Same grouping; one 2368-byte unit per 256-value super-block: 32 lines of
+//! 64 bytes (line `8j + k`, lane `r` = bytes `32j + 4k .. 32j + 4k + 4` of row `r`'s quants:
+//! low nibbles are sub-block `2j`, high nibbles sub-block `2j + 1`), then the 6-bit scales
+//! unpacked to bytes (16 per sub-block), the mins as byte pairs `(min 2i, min 2i + 1)` per
+//! row, the 16 `d` and the 16 `dmin`. Llama.cpp's `q4_K_8x8` order is the same per-super-block
+//! sum: `acc += f32(Σ scale · q · y) · (d · d_y)`, `acc_min += f32(Σ min · bsum) · (dmin · d_y)`,
+//! result `acc − acc_min` (what the row kernels already compute for Q4_K).
+//!
+//! The buffer is anonymous memory advised for transparent huge pages; the caller releases the
+//! file pages it was copied from, so resident memory stays about the file's size.
+
+use crate::error::KernelError;
+use crate::kernels::{checked_row_bytes, expect_len, mul, Kernels};
+use crate::layout::q8_0;
+use crate::pool::ThreadPool;
+use hanlin_gguf::GgmlType;
+
+/// Rows per interleaved group.
+pub(crate) const GROUP: usize = 16;
+/// Bytes of one Q4_0 unit: two blocks of 16 rows (2 × 256 quant bytes, 2 × 32 scale bytes).
+pub(crate) const Q4_0_UNIT: usize = 576;
+
+/// Bytes of one Q4_K unit: one 256-value super-block of 16 rows (see the module docs).
+pub(crate) const Q4_K_UNIT: usize = 2368;
+/// Offsets inside a Q4_K unit: 8 × 16 scales (u8), 4 × 16 min pairs (u8, u8), 16 f16 `d`,
+/// 16 f16 `dmin`.
+pub(crate) const Q4K_SCALES: usize = 2048;
+pub(crate) const Q4K_MINS: usize = 2176;
+pub(crate) const Q4K_D: usize = 2304;
+pub(crate) const Q4K_DMIN: usize = 2336;
+
+/// How a [`PackedMatrix`] is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackedLayout {
+    /// Q4_0, 16 rows interleaved per 4-byte column (see the module docs).
+    Q4_0x16,
+    /// Q4_K, 16 rows interleaved per 4-byte column, 6-bit scales and mins unpacked.
+    Q4Kx16,
+}
+
+/// Anonymous, 64-byte-aligned bytes (page-aligned in practice), advised for huge pages.
+struct AnonBuf(memmap2::MmapMut);
+
+impl AnonBuf {
+    fn zeroed(len: usize) -> Result<Self, KernelError> {
+        let map = memmap2::MmapMut::map_anon(len.max(1))
+            .map_err(|e| KernelError::Alloc(format!("{len} bytes of packed weights: {e}")))?;
+        #[cfg(target_os = "linux")]
+        {
+            // Fewer page faults while packing and fewer TLB misses while streaming; merely
+            // advice, so a kernel without THP is fine.
+            let _ = map.advise(memmap2::Advice::HugePage);
+        }
+        Ok(Self(map))
+    }
+}
+
+/// A weight matrix repacked for the interleaved kernels; see the module docs.
+pub struct PackedMatrix {
+    layout: PackedLayout,
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    group_bytes: usize,
+    buf: AnonBuf,
+}
+
+impl std::fmt::Debug for PackedMatrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedMatrix")
+            .field("layout", &self.layout)
+            .field("rows", &self.rows)
+            .field("cols", &self.cols)
+            .finish()
+    }
+}
+
+/// Whether weights of type `ty` with `rows` rows are repacked: exactly the matrices
+/// llama.cpp's x86 backend repacks, so that both compute the same float order.
+pub fn packs(ty: GgmlType, rows: usize) -> bool {
+    matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_K) && rows > 0 && rows.is_multiple_of(8)
+}
+
+/// Row `r` of a group, from its file bytes, into the Q4_0 layout.
+fn pack_q4_0_row(gdst: &mut [u8], r: usize, src: &[u8]) {
+    for (b, blk) in src.chunks_exact(18).enumerate() {
+        let unit = &mut gdst[(b / 2) * Q4_0_UNIT..][..Q4_0_UNIT];
+        let half = b % 2;
+        for k in 0..4 {
+            let at = half * 256 + k * 64 + r * 4;
+            unit[at..at + 4].copy_from_slice(&blk[2 + 4 * k..2 + 4 * k + 4]);
+        }
+        let at = 512 + half * 32 + r * 2;
+        unit[at..at + 2].copy_from_slice(&blk[..2]);
+    }
+}
+
+/// Row `r` of a group, from its file bytes, into the Q4_K layout (scales and mins unpacked).
+fn pack_q4_k_row(gdst: &mut [u8], r: usize, src: &[u8]) {
+    for (b, blk) in src.chunks_exact(144).enumerate() {
+        let unit = &mut gdst[b * Q4_K_UNIT..][..Q4_K_UNIT];
+        for j in 0..4 {
+            for k in 0..8 {
+                let at = (8 * j + k) * 64 + r * 4;
+                let from = 16 + 32 * j + 4 * k;
+                unit[at..at + 4].copy_from_slice(&blk[from..from + 4]);
+            }
+        }
+        let mut packed = [0u8; 12];
+        packed.copy_from_slice(&blk[4..16]);
+        let u = crate::layout::unpack_k4_scales(&packed);
+        let sm: [u8; 16] = std::array::from_fn(|i| u[i / 4].to_le_bytes()[i % 4]);
+        for s in 0..8 {
+            unit[Q4K_SCALES + 16 * s + r] = sm[s];
+            unit[Q4K_MINS + 32 * (s / 2) + 2 * r + s % 2] = sm[8 + s];
+        }
+        unit[Q4K_D + 2 * r..Q4K_D + 2 * r + 2].copy_from_slice(&blk[..2]);
+        unit[Q4K_DMIN + 2 * r..Q4K_DMIN + 2 * r + 2].copy_from_slice(&blk[2..4]);
+    }
+}
+
+impl PackedMatrix {
+    /// Repacks a row-major matrix of `rows` × `cols` `ty` values (`data`, straight from the
+    /// file), or `Ok(None)` when [`packs`] says this matrix keeps its file layout.
+    pub fn pack(
+        ty: GgmlType,
+        data: &[u8],
+        rows: usize,
+        cols: usize,
+    ) -> Result<Option<Self>, KernelError> {
+        if !packs(ty, rows) {
+            return Ok(None);
+        }
+        let row_bytes = checked_row_bytes(ty, cols)?;
+        expect_len(
+            "weight matrix (bytes)",
+            mul(rows, row_bytes, "weight matrix")?,
+            data.len(),
+        )?;
+        let (layout, group_bytes) = match ty {
+            GgmlType::Q4_K => (
+                PackedLayout::Q4Kx16,
+                mul(cols / 256, Q4_K_UNIT, "packed group")?,
+            ),
+            _ => (
+                PackedLayout::Q4_0x16,
+                mul((cols / 32).div_ceil(2), Q4_0_UNIT, "packed group")?,
+            ),
+        };
+        let groups = rows.div_ceil(GROUP);
+        let mut buf = AnonBuf::zeroed(mul(groups, group_bytes, "packed matrix")?)?;
+        let dst = &mut buf.0[..];
+        for g in 0..groups {
+            let gdst = &mut dst[g * group_bytes..(g + 1) * group_bytes];
+            for r in 0..GROUP.min(rows - g * GROUP) {
+                let src = &data[(g * GROUP + r) * row_bytes..][..row_bytes];
+                match layout {
+                    PackedLayout::Q4_0x16 => pack_q4_0_row(gdst, r, src),
+                    PackedLayout::Q4Kx16 => pack_q4_k_row(gdst, r, src),
+                }
+            }
+        }
+        Ok(Some(Self {
+            layout,
+            ty,
+            rows,
+            cols,
+            group_bytes,
+            buf,
+        }))
+    }
+
+    /// The layout.
+    pub fn layout(&self) -> PackedLayout {
+        self.layout
+    }
+
+    /// The original element type.
+    pub fn ty(&self) -> GgmlType {
+        self.ty
+    }
+
+    /// Rows (output features).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Elements per row.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Bytes of packed memory.
+    pub fn bytes(&self) -> usize {
+        self.buf.0.len()
+    }
+}
+
+/// Everything a packed kernel needs for groups `g0..g1` and all tokens; lengths validated.
+pub(crate) struct PackedArgs<'a> {
+    /// Elements per row.
+    pub cols: usize,
+    /// Rows of the matrix (outputs per token).
+    pub rows: usize,
+    /// The packed bytes.
+    pub w: &'a [u8],
+    /// Bytes per group.
+    pub group_bytes: usize,
+    /// `n_tokens` Q8_0 rows of `cols` values.
+    pub act: &'a [u8],
+    /// Per-token side terms: Q4_0, `−8 · Σ y` per block (`cols / 32` per token); Q4_K, per
+    /// super-block 4 dwords of i16 pairs `(bsum 2i, bsum 2i + 1)`, `bsum s` the sum of
+    /// sub-block `s`'s 32 quants (`cols / 64` per token).
+    pub offs: &'a [i32],
+    /// Tokens.
+    pub n_tokens: usize,
+    /// `out[t * rows + r]`.
+    pub out: *mut f32,
+}
+
+// SAFETY: the pointer is only written at rows of the groups a chunk owns (callers hand out
+// disjoint group ranges), and the pool joins before the borrow behind it ends.
+unsafe impl Sync for PackedArgs<'_> {}
+
+/// Computes groups `g0..g1` for every token.
+///
+/// # Safety
+/// The kernel must suit this CPU, `a` must be validated as documented on [`PackedArgs`], and no
+/// other thread may write the rows of groups `g0..g1`.
+pub(crate) type PackedFn = unsafe fn(a: &PackedArgs<'_>, g0: usize, g1: usize);
+
+thread_local! {
+    /// Per-token block offsets of the mat-mul this thread is running; grown, never shrunk.
+    static OFFS: std::cell::RefCell<Vec<i32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Below this many weight bytes × tokens a packed product runs on the calling thread.
+const MIN_PARALLEL_BYTES: usize = 48 * 1024;
+
+/// Fills `offs` (see [`PackedArgs::offs`]) from the activations of every token.
+fn side_terms(layout: PackedLayout, act: &[u8], offs: &mut [i32]) {
+    match layout {
+        PackedLayout::Q4_0x16 => {
+            for (o, blk) in offs.iter_mut().zip(act.chunks_exact(q8_0::SIZE)) {
+                *o = -8 * blk[2..].iter().map(|&y| y as i8 as i32).sum::<i32>();
+            }
+        }
+        PackedLayout::Q4Kx16 => {
+            for (o, blk) in offs
+                .chunks_exact_mut(4)
+                .zip(act.chunks_exact(crate::layout::q8_k::SIZE))
+            {
+                let bs = |i: usize| i16::from_le_bytes([blk[260 + 2 * i], blk[261 + 2 * i]]) as i32;
+                // Sums of 32 quants: at most 32 · 127 in magnitude, so they fit an i16.
+                let sub = |s: usize| (bs(2 * s) + bs(2 * s + 1)) as i16 as u16 as u32;
+                for (i, o) in o.iter_mut().enumerate() {
+                    *o = (sub(2 * i) | sub(2 * i + 1) << 16) as i32;
+                }
+            }
+        }
+    }
+}
+
+impl Kernels {
+    /// `out[t * rows + r] = dot(w[r], act[t])` for a packed matrix and `n_tokens` activation
+    /// rows (Q8_0 for Q4_0, Q8_K for Q4_K), in llama.cpp's repacked order (see the module
+    /// docs).
+    pub fn matmul_packed(
+        &self,
+        pool: &ThreadPool,
+        w: &PackedMatrix,
+        act: &[u8],
+        n_tokens: usize,
+        out: &mut [f32],
+    ) -> Result<(), KernelError> {
+        let act_ty = match w.layout {
+            PackedLayout::Q4_0x16 => GgmlType::Q8_0,
+            PackedLayout::Q4Kx16 => GgmlType::Q8_K,
+        };
+        let act_row = checked_row_bytes(act_ty, w.cols)?;
+        expect_len(
+            "activations (bytes)",
+            mul(n_tokens, act_row, "activations")?,
+            act.len(),
+        )?;
+        expect_len("output", mul(n_tokens, w.rows, "output")?, out.len())?;
+        if w.rows == 0 || n_tokens == 0 {
+            return Ok(());
+        }
+        let kernel = self.packed_kernel(w.layout);
+        let per_token = match w.layout {
+            PackedLayout::Q4_0x16 => w.cols / 32,
+            PackedLayout::Q4Kx16 => w.cols / 64,
+        };
+        OFFS.with(|cell| {
+            let mut own = Vec::new();
+            let mut guard = cell.try_borrow_mut();
+            let offs = match guard.as_deref_mut() {
+                Ok(v) => v,
+                Err(_) => &mut own,
+            };
+            if offs.len() < n_tokens * per_token {
+                offs.resize(n_tokens * per_token, 0);
+            }
+            let offs = &mut offs[..n_tokens * per_token];
+            side_terms(w.layout, act, offs);
+            let args = PackedArgs {
+                cols: w.cols,
+                rows: w.rows,
+                w: &w.buf.0,
+                group_bytes: w.group_bytes,
+                act,
+                offs,
+                n_tokens,
+                out: out.as_mut_ptr(),
+            };
+            let groups = w.rows.div_ceil(GROUP);
+            if w.bytes().saturating_mul(n_tokens) < MIN_PARALLEL_BYTES || pool.threads() == 1 {
+                // SAFETY: kernel chosen for this CPU's ISA; lengths validated above; this
+                // thread is the only writer.
+                unsafe { kernel(&args, 0, groups) };
+                return;
+            }
+            // Batches: a few groups per item so their weights stay in cache across the token
+            // tiles; single tokens: enough items to balance the threads.
+            let per = if n_tokens >= 4 {
+                groups.div_ceil(pool.threads() * 4).clamp(1, 4)
+            } else {
+                groups.div_ceil(pool.threads() * 8).max(1)
+            };
+            pool.for_each_index(groups.div_ceil(per), |i| {
+                let g0 = i * per;
+                // SAFETY: as above; items own disjoint group ranges.
+                unsafe { kernel(&args, g0, (g0 + per).min(groups)) };
+            });
+        });
+        Ok(())
+    }
+
+    fn packed_kernel(&self, layout: PackedLayout) -> PackedFn {
+        match layout {
+            PackedLayout::Q4Kx16 => {
+                #[cfg(target_arch = "x86_64")]
+                match self.isa() {
+                    crate::Isa::Avx512Vnni => return crate::arch::x86_64::packed512::q4_kx16,
+                    crate::Isa::Avx2 | crate::Isa::AvxVnni => {
+                        return crate::arch::x86_64::avx2::packed::q4_kx16
+                    }
+                    crate::Isa::Generic => {}
+                }
+                crate::arch::generic::packed::q4_kx16
+            }
+            PackedLayout::Q4_0x16 => {
+                #[cfg(target_arch = "x86_64")]
+                match self.isa() {
+                    crate::Isa::Avx512Vnni => return crate::arch::x86_64::packed512::q4_0x16,
+                    crate::Isa::Avx2 | crate::Isa::AvxVnni => {
+                        return crate::arch::x86_64::avx2::packed::q4_0x16
+                    }
+                    crate::Isa::Generic => {}
+                }
+                crate::arch::generic::packed::q4_0x16
+            }
+        }
+    }
+}

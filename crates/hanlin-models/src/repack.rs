@@ -1,0 +1,49 @@
+//! Repacking weight matrices at load (see `hanlin_kernels::PackedMatrix`), on the model's
+//! thread pool, releasing each matrix's file pages once it is copied.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use hanlin_gguf::GgufFile;
+use hanlin_kernels::{packs, PackedMatrix, ThreadPool};
+
+use crate::error::{ModelError, Result};
+use crate::weights::{Weight, Weights};
+
+/// Repacks every matrix [`packs`] selects among the LM head and the layers' matrices. The
+/// tied embedding's rows stay readable from the file for lookups.
+pub(crate) fn pack_weights(
+    file: &GgufFile,
+    weights: &mut Weights,
+    pool: &ThreadPool,
+) -> Result<()> {
+    let mut targets: Vec<&mut Weight> = std::iter::once(&mut weights.output)
+        .chain(weights.layers.iter_mut().flat_map(|l| l.weights_mut()))
+        .filter(|w| w.rows > 1 && packs(w.ty, w.rows))
+        .collect();
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let bytes = file.as_bytes();
+    let results: Vec<Mutex<Option<Result<Option<PackedMatrix>>>>> =
+        targets.iter().map(|_| Mutex::new(None)).collect();
+    {
+        let jobs: Vec<&Weight> = targets.iter().map(|w| &**w).collect();
+        pool.for_each_index(jobs.len(), |i| {
+            let w = jobs[i];
+            let len = w.rows * w.row_bytes;
+            let r = PackedMatrix::pack(w.ty, w.bytes(bytes), w.rows, w.cols)
+                .map_err(|e| ModelError::Kernel(format!("{}: {e}", w.name)));
+            if matches!(r, Ok(Some(_))) {
+                file.release_range(w.start, len);
+            }
+            *results[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
+        });
+    }
+    for (w, r) in targets.iter_mut().zip(results) {
+        let r = r.into_inner().unwrap_or_else(PoisonError::into_inner);
+        if let Some(p) = r.transpose()?.flatten() {
+            w.packed = Some(Arc::new(p));
+        }
+    }
+    Ok(())
+}
