@@ -7,7 +7,7 @@
 #![allow(missing_docs)]
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use hanlin_kernels::{GgmlType, Isa, Kernels, ThreadPool, WeightMatrix};
+use hanlin_kernels::{GgmlType, Isa, Kernels, PackedMatrix, ThreadPool, WeightMatrix};
 
 const TYPES: [GgmlType; 13] = [
     GgmlType::Q4_K,
@@ -133,6 +133,41 @@ fn bench_matmul(c: &mut Criterion) {
     }
 }
 
+/// The repacked (16-row interleaved) Q4_0 / Q4_K matrices the models use for row counts that
+/// are multiples of 8: mat-vec and a 16-token mat-mul, weight bytes per second.
+fn bench_packed(c: &mut Criterion) {
+    let d = dim();
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_K] {
+        let w = weights(ty, d, d);
+        let Ok(Some(p)) = PackedMatrix::pack(ty, &w, d, d) else {
+            continue;
+        };
+        for n_tok in [1, 16] {
+            let mut g = c.benchmark_group(format!("packed{n_tok}/{ty}"));
+            g.throughput(Throughput::Bytes((w.len() * n_tok) as u64));
+            for isa in Isa::ALL {
+                let Ok(k) = Kernels::new(isa) else { continue };
+                let a = activations(&k, ty, d, n_tok);
+                let mut out = vec![0f32; d * n_tok];
+                for t in threads() {
+                    let pool = ThreadPool::new(t);
+                    g.bench_with_input(
+                        BenchmarkId::new(isa.name(), format!("{t}t")),
+                        &t,
+                        |b, _| {
+                            b.iter(|| {
+                                k.matmul_packed(&pool, &p, black_box(&a), n_tok, &mut out)
+                                    .expect("packed matmul")
+                            })
+                        },
+                    );
+                }
+            }
+            g.finish();
+        }
+    }
+}
+
 fn bench_quantize(c: &mut Criterion) {
     let d = dim();
     let src: Vec<f32> = (0..d)
@@ -161,6 +196,6 @@ criterion_group! {
         .warm_up_time(std::time::Duration::from_millis(300))
         .measurement_time(std::time::Duration::from_secs(1))
         .sample_size(20);
-    targets = bench_matvec, bench_matmul, bench_quantize
+    targets = bench_matvec, bench_matmul, bench_packed, bench_quantize
 }
 criterion_main!(benches);

@@ -30,6 +30,13 @@
 //! sum: `acc += f32(Σ scale · q · y) · (d · d_y)`, `acc_min += f32(Σ min · bsum) · (dmin · d_y)`,
 //! result `acc − acc_min` (what the row kernels already compute for Q4_K).
 //!
+//! **Layout (Q8_0).** Same grouping and units of two blocks (1088 bytes): `qs(b)`, `qs(b + 1)`
+//! (512 bytes each; line `k`, lane `r` = quants `4k .. 4k + 4` of row `r`, stored `q ^ 0x80`),
+//! then the two blocks' 16 scales. llama.cpp does not repack Q8_0 and runs `vec_dot`: per
+//! block 8 exact lanes of 4 products, `acc_k = fma(d_x · d_y, lane_k, acc_k)`, then ggml's
+//! `hsum_float_8`. The packed kernels keep exactly that, with the 8 accumulators of 16 rows in
+//! 8 registers; the interleave only removes the per-row reduction and call.
+//!
 //! The buffer is anonymous memory advised for transparent huge pages; the caller releases the
 //! file pages it was copied from, so resident memory stays about the file's size.
 
@@ -43,6 +50,8 @@ use hanlin_gguf::GgmlType;
 pub(crate) const GROUP: usize = 16;
 /// Bytes of one Q4_0 unit: two blocks of 16 rows (2 × 256 quant bytes, 2 × 32 scale bytes).
 pub(crate) const Q4_0_UNIT: usize = 576;
+/// Bytes of one Q8_0 unit: two blocks of 16 rows (2 × 512 quant bytes, 2 × 32 scale bytes).
+pub(crate) const Q8_0_UNIT: usize = 1088;
 
 /// Bytes of one Q4_K unit: one 256-value super-block of 16 rows (see the module docs).
 pub(crate) const Q4_K_UNIT: usize = 2368;
@@ -60,6 +69,8 @@ pub enum PackedLayout {
     Q4_0x16,
     /// Q4_K, 16 rows interleaved per 4-byte column, 6-bit scales and mins unpacked.
     Q4Kx16,
+    /// Q8_0, 16 rows interleaved per 4-byte column, quants offset to unsigned.
+    Q80x16,
 }
 
 /// Anonymous, 64-byte-aligned bytes (page-aligned in practice), advised for huge pages.
@@ -99,10 +110,32 @@ impl std::fmt::Debug for PackedMatrix {
     }
 }
 
-/// Whether weights of type `ty` with `rows` rows are repacked: exactly the matrices
-/// llama.cpp's x86 backend repacks, so that both compute the same float order.
+/// Whether weights of type `ty` with `rows` rows are repacked. Q4_0 and Q4_K: exactly the
+/// matrices llama.cpp's x86 backend repacks (a multiple of 8 rows), so both compute the same
+/// per-block order. Q8_0: any matrix of 16 rows or more; its packed kernels keep `vec_dot`'s
+/// 8-lane order, which is what llama.cpp runs for Q8_0.
 pub fn packs(ty: GgmlType, rows: usize) -> bool {
-    matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_K) && rows > 0 && rows.is_multiple_of(8)
+    match ty {
+        GgmlType::Q4_0 | GgmlType::Q4_K => rows > 0 && rows.is_multiple_of(8),
+        GgmlType::Q8_0 => rows >= GROUP,
+        _ => false,
+    }
+}
+
+/// Row `r` of a group, from its file bytes, into the Q8_0 layout (quants stored `q ^ 0x80`).
+fn pack_q8_0_row(gdst: &mut [u8], r: usize, src: &[u8]) {
+    for (b, blk) in src.chunks_exact(34).enumerate() {
+        let unit = &mut gdst[(b / 2) * Q8_0_UNIT..][..Q8_0_UNIT];
+        let half = b % 2;
+        for k in 0..8 {
+            let at = half * 512 + k * 64 + r * 4;
+            for i in 0..4 {
+                unit[at + i] = blk[2 + 4 * k + i] ^ 0x80;
+            }
+        }
+        let at = 1024 + half * 32 + r * 2;
+        unit[at..at + 2].copy_from_slice(&blk[..2]);
+    }
 }
 
 /// Row `r` of a group, from its file bytes, into the Q4_0 layout.
@@ -162,6 +195,10 @@ impl PackedMatrix {
             data.len(),
         )?;
         let (layout, group_bytes) = match ty {
+            GgmlType::Q8_0 => (
+                PackedLayout::Q80x16,
+                mul((cols / 32).div_ceil(2), Q8_0_UNIT, "packed group")?,
+            ),
             GgmlType::Q4_K => (
                 PackedLayout::Q4Kx16,
                 mul(cols / 256, Q4_K_UNIT, "packed group")?,
@@ -180,6 +217,7 @@ impl PackedMatrix {
                 let src = &data[(g * GROUP + r) * row_bytes..][..row_bytes];
                 match layout {
                     PackedLayout::Q4_0x16 => pack_q4_0_row(gdst, r, src),
+                    PackedLayout::Q80x16 => pack_q8_0_row(gdst, r, src),
                     PackedLayout::Q4Kx16 => pack_q4_k_row(gdst, r, src),
                 }
             }
@@ -232,7 +270,8 @@ pub(crate) struct PackedArgs<'a> {
     pub group_bytes: usize,
     /// `n_tokens` Q8_0 rows of `cols` values.
     pub act: &'a [u8],
-    /// Per-token side terms: Q4_0, `−8 · Σ y` per block (`cols / 32` per token); Q4_K, per
+    /// Per-token side terms: Q4_0, `−8 · Σ y` per block (`cols / 32` per token); Q8_0,
+    /// `−128 · Σ y` over each 4-value lane (8 per block); Q4_K, per
     /// super-block 4 dwords of i16 pairs `(bsum 2i, bsum 2i + 1)`, `bsum s` the sum of
     /// sub-block `s`'s 32 quants (`cols / 64` per token).
     pub offs: &'a [i32],
@@ -269,6 +308,17 @@ fn side_terms(layout: PackedLayout, act: &[u8], offs: &mut [i32]) {
                 *o = -8 * blk[2..].iter().map(|&y| y as i8 as i32).sum::<i32>();
             }
         }
+        PackedLayout::Q80x16 => {
+            for (o, blk) in offs.chunks_exact_mut(8).zip(act.chunks_exact(q8_0::SIZE)) {
+                for (k, o) in o.iter_mut().enumerate() {
+                    let s: i32 = blk[2 + 4 * k..6 + 4 * k]
+                        .iter()
+                        .map(|&y| y as i8 as i32)
+                        .sum();
+                    *o = -128 * s;
+                }
+            }
+        }
         PackedLayout::Q4Kx16 => {
             for (o, blk) in offs
                 .chunks_exact_mut(4)
@@ -298,7 +348,7 @@ impl Kernels {
         out: &mut [f32],
     ) -> Result<(), KernelError> {
         let act_ty = match w.layout {
-            PackedLayout::Q4_0x16 => GgmlType::Q8_0,
+            PackedLayout::Q4_0x16 | PackedLayout::Q80x16 => GgmlType::Q8_0,
             PackedLayout::Q4Kx16 => GgmlType::Q8_K,
         };
         let act_row = checked_row_bytes(act_ty, w.cols)?;
@@ -314,6 +364,7 @@ impl Kernels {
         let kernel = self.packed_kernel(w.layout);
         let per_token = match w.layout {
             PackedLayout::Q4_0x16 => w.cols / 32,
+            PackedLayout::Q80x16 => w.cols / 32 * 8,
             PackedLayout::Q4Kx16 => w.cols / 64,
         };
         OFFS.with(|cell| {
@@ -363,6 +414,17 @@ impl Kernels {
 
     fn packed_kernel(&self, layout: PackedLayout) -> PackedFn {
         match layout {
+            PackedLayout::Q80x16 => {
+                #[cfg(target_arch = "x86_64")]
+                match self.isa() {
+                    crate::Isa::Avx512Vnni => return crate::arch::x86_64::packed512::q8_0x16,
+                    crate::Isa::Avx2 | crate::Isa::AvxVnni => {
+                        return crate::arch::x86_64::avx2::packed::q8_0x16
+                    }
+                    crate::Isa::Generic => {}
+                }
+                crate::arch::generic::packed::q8_0x16
+            }
             PackedLayout::Q4Kx16 => {
                 #[cfg(target_arch = "x86_64")]
                 match self.isa() {

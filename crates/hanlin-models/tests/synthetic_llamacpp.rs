@@ -136,9 +136,7 @@ fn synthetic_models_match_llama_cpp_token_by_token() {
     };
     let failures: Vec<_> = rows
         .iter()
-        .filter(|r| {
-            r.cos < 0.999 || r.cos_ref < 0.999 || r.max_diff > 1e-4
-        })
+        .filter(|r| r.cos < 0.999 || r.cos_ref < 0.999 || r.max_diff > 1e-4)
         .map(|r| format!("{}: cosine {:.6}, max |Δ| {:.5}", r.name, r.cos, r.max_diff))
         .collect();
     assert!(failures.is_empty(), "{failures:?}");

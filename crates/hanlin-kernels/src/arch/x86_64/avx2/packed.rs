@@ -10,7 +10,7 @@
 
 use crate::layout::q8_0;
 use crate::packed::{
-    PackedArgs, GROUP, Q4K_D, Q4K_DMIN, Q4K_MINS, Q4K_SCALES, Q4_0_UNIT, Q4_K_UNIT,
+    PackedArgs, GROUP, Q4K_D, Q4K_DMIN, Q4K_MINS, Q4K_SCALES, Q4_0_UNIT, Q4_K_UNIT, Q8_0_UNIT,
 };
 use core::arch::x86_64::*;
 
@@ -264,6 +264,75 @@ unsafe fn run(a: &PackedArgs<'_>, g0: usize, g1: usize) {
         for g in g0..g1 {
             // SAFETY: as above, one token.
             unsafe { tile::<1>(a, g, t0) };
+        }
+    }
+}
+
+/// One token against group `g` of a packed Q8_0 matrix, one 8-row half at a time: lane `k` of
+/// every row from ggml's sign trick (`|w| · sign(y, w)` pairs, then `vpmaddwd` by ones), then
+/// `fma(f32(lane), d_x · d_y, acc_k)` and `hsum_float_8`, as the row kernels.
+///
+/// # Safety
+/// As [`q8_0x16`], with `t < n_tokens` and `g` a group of the matrix.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_token(a: &PackedArgs<'_>, g: usize, t: usize) {
+    let nb = a.cols / 32;
+    let act_row = nb * q8_0::SIZE;
+    let gw = &a.w[g * a.group_bytes..(g + 1) * a.group_bytes];
+    let y = &a.act[t * act_row..][..act_row];
+    let flip = _mm256_set1_epi8(-128);
+    let ones = _mm256_set1_epi16(1);
+    let mut out = [_mm256_setzero_ps(); 2];
+    for (h, out) in out.iter_mut().enumerate() {
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for b in 0..nb {
+            let unit = &gw[(b / 2) * Q8_0_UNIT..][..Q8_0_UNIT];
+            let half = b % 2;
+            let qs = unit[half * 512..][..512].as_ptr();
+            let sc = unit[1024 + half * 32 + 16 * h..][..16].as_ptr();
+            let yb = &y[b * q8_0::SIZE..][..q8_0::SIZE];
+            let qa = yb[2..].as_ptr();
+            // SAFETY: 16 readable bytes of f16 scales.
+            let dw = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(sc.cast()) });
+            let d = _mm256_mul_ps(dw, _mm256_set1_ps(fp16(u16::from_le_bytes([yb[0], yb[1]]))));
+            for (k, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: line k, half h, inside `qs`; `qa` has 32 readable bytes.
+                let (w, yv) = unsafe {
+                    (
+                        _mm256_xor_si256(_mm256_loadu_si256(qs.add(64 * k + 32 * h).cast()), flip),
+                        bcast(qa, 4 * k),
+                    )
+                };
+                let p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(yv, w));
+                let lane = _mm256_madd_epi16(p, ones);
+                *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lane), d, *acc);
+            }
+        }
+        let s: [__m256; 4] = std::array::from_fn(|k| _mm256_add_ps(acc[k + 4], acc[k]));
+        *out = _mm256_add_ps(_mm256_add_ps(s[0], s[2]), _mm256_add_ps(s[1], s[3]));
+    }
+    let valid = GROUP.min(a.rows - g * GROUP);
+    // SAFETY: forwarded contract.
+    unsafe { store(a, g, t, valid, out) };
+}
+
+/// Groups `g0..g1` of a packed Q8_0 matrix for every token.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; `a` must satisfy [`PackedArgs`]'s contract and no
+/// other thread may write these groups' rows.
+pub(crate) unsafe fn q8_0x16(a: &PackedArgs<'_>, g0: usize, g1: usize) {
+    // SAFETY: forwarded caller contract.
+    unsafe { run_q8(a, g0, g1) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn run_q8(a: &PackedArgs<'_>, g0: usize, g1: usize) {
+    for t in 0..a.n_tokens {
+        for g in g0..g1 {
+            // SAFETY: forwarded contract.
+            unsafe { q8_token(a, g, t) };
         }
     }
 }
