@@ -118,12 +118,17 @@ fn synthetic_models_match_llama_cpp() {
     let Some(rows) = compare(include_str!("../testdata/synthetic_llamacpp.json")) else {
         return;
     };
+    // llama.cpp's batched kernels for Q8_0 (vec_dot) and repacked Q4_0 (q4_0_8x8 GEMM) sum in
+    // the single-token order, so those agree to the reference's rounding even as one batch.
+    let same_order = |v: &str| v == "Q8_0" || v == "Q4_0";
     let failures: Vec<_> = rows
         .iter()
-        .filter(|r| r.cos < 0.999 || r.cos_ref < 0.999)
-        .map(|r| r.name.clone())
+        .filter(|r| {
+            r.cos < 0.999 || r.cos_ref < 0.999 || (same_order(&r.variant) && r.max_diff > 2e-4)
+        })
+        .map(|r| format!("{}: cosine {:.6}, max |Δ| {:.5}", r.name, r.cos, r.max_diff))
         .collect();
-    assert!(failures.is_empty(), "below cosine 0.999: {failures:?}");
+    assert!(failures.is_empty(), "{failures:?}");
 }
 
 /// Against llama.cpp's single-token path the logits agree to the reference's 4-decimal
