@@ -168,6 +168,21 @@ fn bench_packed(c: &mut Criterion) {
     }
 }
 
+/// Repacking at load: source bytes per second (includes faulting in the fresh anonymous
+/// memory, as a model load does).
+fn bench_pack(c: &mut Criterion) {
+    let d = dim();
+    let mut g = c.benchmark_group("pack");
+    for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K] {
+        let w = weights(ty, d, d);
+        g.throughput(Throughput::Bytes(w.len() as u64));
+        g.bench_function(format!("{ty}"), |b| {
+            b.iter(|| PackedMatrix::pack(ty, black_box(&w), d, d).expect("pack"))
+        });
+    }
+    g.finish();
+}
+
 fn bench_quantize(c: &mut Criterion) {
     let d = dim();
     let src: Vec<f32> = (0..d)
@@ -196,6 +211,6 @@ criterion_group! {
         .warm_up_time(std::time::Duration::from_millis(300))
         .measurement_time(std::time::Duration::from_secs(1))
         .sample_size(20);
-    targets = bench_matvec, bench_matmul, bench_packed, bench_quantize
+    targets = bench_matvec, bench_matmul, bench_packed, bench_pack, bench_quantize
 }
 criterion_main!(benches);

@@ -46,6 +46,9 @@ use crate::layout::q8_0;
 use crate::pool::ThreadPool;
 use hanlin_gguf::GgmlType;
 
+/// Source bytes packed between two `release` calls of [`PackedMatrix::pack_releasing`].
+const RELEASE_STEP: usize = 1 << 20;
+
 /// Rows per interleaved group.
 pub(crate) const GROUP: usize = 16;
 /// Bytes of one Q4_0 unit: two blocks of 16 rows (2 × 256 quant bytes, 2 × 32 scale bytes).
@@ -84,7 +87,9 @@ impl AnonBuf {
         {
             // Fewer page faults while packing and fewer TLB misses while streaming; merely
             // advice, so a kernel without THP is fine.
-            let _ = map.advise(memmap2::Advice::HugePage);
+            if std::env::var_os("HANLIN_NO_THP").is_none() {
+                let _ = map.advise(memmap2::Advice::HugePage);
+            }
         }
         Ok(Self(map))
     }
@@ -122,57 +127,92 @@ pub fn packs(ty: GgmlType, rows: usize) -> bool {
     }
 }
 
-/// Row `r` of a group, from its file bytes, into the Q8_0 layout (quants stored `q ^ 0x80`).
-fn pack_q8_0_row(gdst: &mut [u8], r: usize, src: &[u8]) {
-    for (b, blk) in src.chunks_exact(34).enumerate() {
-        let unit = &mut gdst[(b / 2) * Q8_0_UNIT..][..Q8_0_UNIT];
-        let half = b % 2;
-        for k in 0..8 {
-            let at = half * 512 + k * 64 + r * 4;
-            for i in 0..4 {
-                unit[at + i] = blk[2 + 4 * k + i] ^ 0x80;
+/// The 4 bytes of `src` at `at`, as a little-endian word.
+#[inline(always)]
+fn word(src: &[u8], at: usize) -> u32 {
+    // One bounds check and one 4-byte load (the slice has exactly 4 bytes, so the fallback is
+    // never taken).
+    u32::from_le_bytes(src[at..at + 4].try_into().unwrap_or([0; 4]))
+}
+
+/// Writes `f(r)` for each valid row into lane `r` of a 64-byte line (in order, so the
+/// destination is written sequentially).
+#[inline(always)]
+fn fill_line(line: &mut [u8], n: usize, f: impl Fn(usize) -> u32) {
+    for (r, lane) in line.chunks_exact_mut(4).take(n).enumerate() {
+        lane.copy_from_slice(&f(r).to_le_bytes());
+    }
+}
+
+/// One group (`src[r]` = row `r`'s file bytes) into the Q8_0 layout (quants stored
+/// `q ^ 0x80`).
+fn pack_q8_0_group(gdst: &mut [u8], src: &[&[u8]]) {
+    let nb = src.first().map_or(0, |r| r.len() / 34);
+    for (u, unit) in gdst.chunks_exact_mut(Q8_0_UNIT).enumerate() {
+        for half in 0..2 {
+            let b = 2 * u + half;
+            if b >= nb {
+                break;
+            }
+            for k in 0..8 {
+                let line = &mut unit[half * 512 + 64 * k..][..64];
+                fill_line(line, src.len(), |r| {
+                    word(src[r], 34 * b + 2 + 4 * k) ^ 0x8080_8080
+                });
+            }
+            let sc = &mut unit[1024 + half * 32..][..32];
+            for (d, r) in sc.chunks_exact_mut(2).zip(src) {
+                d.copy_from_slice(&r[34 * b..34 * b + 2]);
             }
         }
-        let at = 1024 + half * 32 + r * 2;
-        unit[at..at + 2].copy_from_slice(&blk[..2]);
     }
 }
 
-/// Row `r` of a group, from its file bytes, into the Q4_0 layout.
-fn pack_q4_0_row(gdst: &mut [u8], r: usize, src: &[u8]) {
-    for (b, blk) in src.chunks_exact(18).enumerate() {
-        let unit = &mut gdst[(b / 2) * Q4_0_UNIT..][..Q4_0_UNIT];
-        let half = b % 2;
-        for k in 0..4 {
-            let at = half * 256 + k * 64 + r * 4;
-            unit[at..at + 4].copy_from_slice(&blk[2 + 4 * k..2 + 4 * k + 4]);
+/// One group into the Q4_0 layout.
+fn pack_q4_0_group(gdst: &mut [u8], src: &[&[u8]]) {
+    let nb = src.first().map_or(0, |r| r.len() / 18);
+    for (u, unit) in gdst.chunks_exact_mut(Q4_0_UNIT).enumerate() {
+        for half in 0..2 {
+            let b = 2 * u + half;
+            if b >= nb {
+                break;
+            }
+            for k in 0..4 {
+                let line = &mut unit[half * 256 + 64 * k..][..64];
+                fill_line(line, src.len(), |r| word(src[r], 18 * b + 2 + 4 * k));
+            }
+            let sc = &mut unit[512 + half * 32..][..32];
+            for (d, r) in sc.chunks_exact_mut(2).zip(src) {
+                d.copy_from_slice(&r[18 * b..18 * b + 2]);
+            }
         }
-        let at = 512 + half * 32 + r * 2;
-        unit[at..at + 2].copy_from_slice(&blk[..2]);
     }
 }
 
-/// Row `r` of a group, from its file bytes, into the Q4_K layout (scales and mins unpacked).
-fn pack_q4_k_row(gdst: &mut [u8], r: usize, src: &[u8]) {
-    for (b, blk) in src.chunks_exact(144).enumerate() {
-        let unit = &mut gdst[b * Q4_K_UNIT..][..Q4_K_UNIT];
+/// One group into the Q4_K layout (scales and mins unpacked).
+fn pack_q4_k_group(gdst: &mut [u8], src: &[&[u8]]) {
+    for (b, unit) in gdst.chunks_exact_mut(Q4_K_UNIT).enumerate() {
         for j in 0..4 {
             for k in 0..8 {
-                let at = (8 * j + k) * 64 + r * 4;
-                let from = 16 + 32 * j + 4 * k;
-                unit[at..at + 4].copy_from_slice(&blk[from..from + 4]);
+                let line = &mut unit[(8 * j + k) * 64..][..64];
+                fill_line(line, src.len(), |r| {
+                    word(src[r], 144 * b + 16 + 32 * j + 4 * k)
+                });
             }
         }
-        let mut packed = [0u8; 12];
-        packed.copy_from_slice(&blk[4..16]);
-        let u = crate::layout::unpack_k4_scales(&packed);
-        let sm: [u8; 16] = std::array::from_fn(|i| u[i / 4].to_le_bytes()[i % 4]);
-        for s in 0..8 {
-            unit[Q4K_SCALES + 16 * s + r] = sm[s];
-            unit[Q4K_MINS + 32 * (s / 2) + 2 * r + s % 2] = sm[8 + s];
+        for (r, row) in src.iter().enumerate() {
+            let blk = &row[144 * b..][..144];
+            let mut packed = [0u8; 12];
+            packed.copy_from_slice(&blk[4..16]);
+            let u = crate::layout::unpack_k4_scales(&packed);
+            let sm: [u8; 16] = std::array::from_fn(|i| u[i / 4].to_le_bytes()[i % 4]);
+            for s in 0..8 {
+                unit[Q4K_SCALES + 16 * s + r] = sm[s];
+                unit[Q4K_MINS + 32 * (s / 2) + 2 * r + s % 2] = sm[8 + s];
+            }
+            unit[Q4K_D + 2 * r..Q4K_D + 2 * r + 2].copy_from_slice(&blk[..2]);
+            unit[Q4K_DMIN + 2 * r..Q4K_DMIN + 2 * r + 2].copy_from_slice(&blk[2..4]);
         }
-        unit[Q4K_D + 2 * r..Q4K_D + 2 * r + 2].copy_from_slice(&blk[..2]);
-        unit[Q4K_DMIN + 2 * r..Q4K_DMIN + 2 * r + 2].copy_from_slice(&blk[2..4]);
     }
 }
 
@@ -184,6 +224,20 @@ impl PackedMatrix {
         data: &[u8],
         rows: usize,
         cols: usize,
+    ) -> Result<Option<Self>, KernelError> {
+        Self::pack_releasing(ty, data, rows, cols, &mut |_, _| {})
+    }
+
+    /// [`PackedMatrix::pack`], calling `release(offset, len)` for each stretch of `data` (about
+    /// 1 MiB, whole groups) as soon as it is copied, so a caller reading `data` from a mapped
+    /// file can drop those pages while the rest is still being packed: resident memory then
+    /// peaks near the file's size instead of file plus copy.
+    pub fn pack_releasing(
+        ty: GgmlType,
+        data: &[u8],
+        rows: usize,
+        cols: usize,
+        release: &mut dyn FnMut(usize, usize),
     ) -> Result<Option<Self>, KernelError> {
         if !packs(ty, rows) {
             return Ok(None);
@@ -211,15 +265,24 @@ impl PackedMatrix {
         let groups = rows.div_ceil(GROUP);
         let mut buf = AnonBuf::zeroed(mul(groups, group_bytes, "packed matrix")?)?;
         let dst = &mut buf.0[..];
+        let step = (RELEASE_STEP / (GROUP * row_bytes).max(1)).max(1);
+        let mut released = 0;
         for g in 0..groups {
             let gdst = &mut dst[g * group_bytes..(g + 1) * group_bytes];
-            for r in 0..GROUP.min(rows - g * GROUP) {
-                let src = &data[(g * GROUP + r) * row_bytes..][..row_bytes];
-                match layout {
-                    PackedLayout::Q4_0x16 => pack_q4_0_row(gdst, r, src),
-                    PackedLayout::Q80x16 => pack_q8_0_row(gdst, r, src),
-                    PackedLayout::Q4Kx16 => pack_q4_k_row(gdst, r, src),
-                }
+            let n = GROUP.min(rows - g * GROUP);
+            let mut src: [&[u8]; GROUP] = [&[]; GROUP];
+            for (r, s) in src.iter_mut().take(n).enumerate() {
+                *s = &data[(g * GROUP + r) * row_bytes..][..row_bytes];
+            }
+            match layout {
+                PackedLayout::Q4_0x16 => pack_q4_0_group(gdst, &src[..n]),
+                PackedLayout::Q80x16 => pack_q8_0_group(gdst, &src[..n]),
+                PackedLayout::Q4Kx16 => pack_q4_k_group(gdst, &src[..n]),
+            }
+            if (g + 1) % step == 0 || g + 1 == groups {
+                let done = ((g + 1) * GROUP).min(rows) * row_bytes;
+                release(released, done - released);
+                released = done;
             }
         }
         Ok(Some(Self {
@@ -390,20 +453,25 @@ impl Kernels {
                 out: out.as_mut_ptr(),
             };
             let groups = w.rows.div_ceil(GROUP);
-            if w.bytes().saturating_mul(n_tokens) < MIN_PARALLEL_BYTES || pool.threads() == 1 {
-                // SAFETY: kernel chosen for this CPU's ISA; lengths validated above; this
-                // thread is the only writer.
-                unsafe { kernel(&args, 0, groups) };
-                return;
-            }
-            // Batches: a few groups per item so their weights stay in cache across the token
-            // tiles; single tokens: enough items to balance the threads.
-            let per = if n_tokens >= 4 {
+            // Batches: a few groups per item so their weights stay in cache across all the
+            // token tiles (also on one thread: one pass over the matrix, not one per tile);
+            // single tokens: enough items to balance the threads.
+            let per = if n_tokens >= 2 {
                 groups.div_ceil(pool.threads() * 4).clamp(1, 4)
             } else {
                 groups.div_ceil(pool.threads() * 8).max(1)
             };
-            pool.for_each_index(groups.div_ceil(per), |i| {
+            let items = groups.div_ceil(per);
+            if w.bytes().saturating_mul(n_tokens) < MIN_PARALLEL_BYTES || pool.threads() == 1 {
+                for i in 0..items {
+                    let g0 = i * per;
+                    // SAFETY: kernel chosen for this CPU's ISA; lengths validated above; this
+                    // thread is the only writer.
+                    unsafe { kernel(&args, g0, (g0 + per).min(groups)) };
+                }
+                return;
+            }
+            pool.for_each_index(items, |i| {
                 let g0 = i * per;
                 // SAFETY: as above; items own disjoint group ranges.
                 unsafe { kernel(&args, g0, (g0 + per).min(groups)) };

@@ -7,6 +7,21 @@ use std::time::Instant;
 
 use hanlin_models::{Logits, Model};
 
+/// Resident memory by kind and the peak, from `/proc/self/status` (Linux; empty elsewhere).
+fn memory() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .filter(|l| {
+            ["VmHWM", "RssAnon", "RssFile"]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let path = args
@@ -15,7 +30,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = args.get(2).map_or(Ok(512), |s| s.parse())?;
     let threads: usize = args.get(3).map_or(Ok(1), |s| s.parse())?;
     let reps: usize = args.get(4).map_or(Ok(3), |s| s.parse())?;
+    let t_load = Instant::now();
     let mut model = Model::load(path)?;
+    let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
+    println!("load {load_ms:.0} ms; after load: {}", memory());
     model.set_threads(threads);
     let vocab = model.config.n_vocab as u32;
     // Deterministic, non-repeating token ids away from the special ones.
@@ -66,6 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  per CPU-second: {:.1} tok/s (process CPU time, all threads)",
         n as f64 / cpu[cpu.len() / 2]
     );
+    println!("  at exit: {}", memory());
     Ok(())
 }
 

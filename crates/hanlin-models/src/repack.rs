@@ -1,5 +1,6 @@
 //! Repacking weight matrices at load (see `hanlin_kernels::PackedMatrix`), on the model's
-//! thread pool, releasing each matrix's file pages once it is copied.
+//! thread pool, releasing the file pages of each stretch of a matrix as soon as it is copied
+//! (so resident memory stays near the file's size even while the LM head is being packed).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -30,12 +31,10 @@ pub(crate) fn pack_weights(
         let jobs: Vec<&Weight> = targets.iter().map(|w| &**w).collect();
         pool.for_each_index(jobs.len(), |i| {
             let w = jobs[i];
-            let len = w.rows * w.row_bytes;
-            let r = PackedMatrix::pack(w.ty, w.bytes(bytes), w.rows, w.cols)
-                .map_err(|e| ModelError::Kernel(format!("{}: {e}", w.name)));
-            if matches!(r, Ok(Some(_))) {
-                file.release_range(w.start, len);
-            }
+            let mut release = |off: usize, len: usize| file.release_range(w.start + off, len);
+            let r =
+                PackedMatrix::pack_releasing(w.ty, w.bytes(bytes), w.rows, w.cols, &mut release)
+                    .map_err(|e| ModelError::Kernel(format!("{}: {e}", w.name)));
             *results[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
         });
     }
