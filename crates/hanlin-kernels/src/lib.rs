@@ -10,6 +10,10 @@
 //!   else runs the portable scalar kernels.
 //!   On Avx512Vnni, batched mat-muls (4+ tokens) of Q4_0/Q5_0/Q8_0 run a 512-bit 8 × 4
 //!   register-blocked GEMM over activations packed once per call (`arch/x86_64/gemm512.rs`).
+//! - [`PackedMatrix`] / [`Kernels::matmul_packed`]: Q4_0 and Q4_K matrices with a multiple of
+//!   8 rows and Q8_0 matrices of 16+ rows repacked at load into 16-row interleaved groups, so
+//!   one 512-bit `vpdpbusd` serves 16 rows and the weights stay one sequential stream; used by
+//!   the models for every batch size (see `packed.rs` for layouts and float orders).
 //! - [`Kernels::attn_scores_f16`] / [`Kernels::attn_softmax`] / [`Kernels::attn_values_f16`]:
 //!   attention over an f16 KV cache for up to [`ATTN_GROUP`] queries at once, each key and
 //!   value row read once per group.
@@ -17,7 +21,8 @@
 //!
 //! **llama.cpp's float order.** For Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K and F16, and for
 //! attention, every ISA computes exactly what llama.cpp's CPU backend (built for AVX-512)
-//! computes for a single token: the same exact integer lanes, the same fused multiply-adds in
+//! computes for a single token, including its repacked `q4_0_8x8` / `q4_K_8x8` orders for the
+//! Q4_0 / Q4_K matrices it repacks: the same exact integer lanes, the same fused multiply-adds in
 //! the same order, the same horizontal reductions (see each kernel and
 //! `docs/correctness.md`). Results are therefore bit-identical across ISAs, and to llama.cpp
 //! evaluating one token at a time. The other types sum in their own order and agree with the

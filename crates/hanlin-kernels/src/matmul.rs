@@ -245,6 +245,24 @@ fn run_gemm(
     })
 }
 
+/// Asks the CPU to bring `row` into cache: on the x86 CPUs measured, a single core streaming a
+/// mat-vec gets markedly closer to the memory bandwidth with software prefetch a few KiB ahead
+/// than with the hardware prefetchers alone. A hint; no effect on results.
+#[inline(always)]
+fn prefetch_row(row: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for l in (0..row.len()).step_by(64) {
+        // SAFETY: prefetching never faults; the address is inside `row` anyway.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                row.as_ptr().add(l).cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
+}
+
 /// Everything one chunk needs, validated.
 struct Job<'a, 'w> {
     e: DotEntry,
@@ -297,9 +315,15 @@ impl Job<'_, '_> {
                 t += 4;
             }
         }
+        // A single token streams each row once: prefetch the row about 4 KiB ahead (see
+        // `prefetch_row`).
+        let ahead = (4096 / w.row_bytes.max(1)).max(1);
         for t in t..self.n_tokens {
             let a = tok(t);
             for r in r0..r1 {
+                if self.n_tokens == 1 && r + ahead < w.rows {
+                    prefetch_row(w.row(r + ahead));
+                }
                 // SAFETY: ISA verified by the caller; slices have validated lengths.
                 write(t, r, unsafe { (self.e.dot)(n, w.row(r), a) });
             }
