@@ -40,6 +40,8 @@ pub struct Model {
     rope_freqs: Option<Vec<f32>>,
     /// Queries scaled before the f16 K dot (Gemma) rather than scores after (everyone else).
     prescale_q: bool,
+    /// Drop the embedding table's pages after each lookup (nothing else reads them).
+    release_embd: bool,
     pool: ThreadPool,
 }
 
@@ -176,6 +178,10 @@ impl Model {
             .unwrap_or(1);
         let pool = ThreadPool::new(threads);
         crate::repack::pack_weights(&file, &mut weights, &pool)?;
+        // The embedding table is only looked up row by row unless it doubles as an LM head
+        // read from the file.
+        let release_embd =
+            weights.output.start != weights.token_embd.start || weights.output.packed.is_some();
         Ok(Model {
             config,
             file,
@@ -184,6 +190,7 @@ impl Model {
             output_norm,
             rope_freqs,
             prescale_q,
+            release_embd,
             pool,
         })
     }
@@ -463,11 +470,18 @@ impl Model {
         let (hk, hv) = (c.head_dim_k, c.head_dim_v);
         let (q_dim, k_dim, v_dim) = (c.n_head * hk, c.kv_dim_k(), c.kv_dim_v());
 
+        let e = &self.weights.token_embd;
         for (t, r) in rows.iter().enumerate() {
             let row = &mut s.x[t * d..(t + 1) * d];
-            linear::get_row(bytes, &self.weights.token_embd, r.token as usize, row)?;
+            linear::get_row(bytes, e, r.token as usize, row)?;
             if let Some(scale) = c.embed_scale {
                 row.iter_mut().for_each(|v| *v *= scale);
+            }
+            if self.release_embd && (t % 16 == 15 || t + 1 == n) {
+                // The kernel maps whole page-cache folios (up to 2 MiB) around each looked-up
+                // row; drop them every few rows so lookups do not keep megabytes of a table
+                // nothing else reads.
+                self.file.release_range(e.start, e.rows * e.row_bytes);
             }
         }
         emit(trace, "inp_scaled", None, d, &s.x[..n * d]);
