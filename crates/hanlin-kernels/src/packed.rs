@@ -37,6 +37,11 @@
 //! `hsum_float_8`. The packed kernels keep exactly that, with the 8 accumulators of 16 rows in
 //! 8 registers; the interleave only removes the per-row reduction and call.
 //!
+//! **Layout (Q5_0).** Units of two blocks (704 bytes): the nibbles as in Q4_0 (`qs(b)`,
+//! `qs(b + 1)`, 256 bytes each), then per block 8 little-endian u64 masks (mask `k`, bit
+//! `4r + i` = fifth bit of element `4k + i` of row `r`), then the scales. Kept in `vec_dot`'s
+//! 8-lane order like Q8_0.
+//!
 //! The buffer is anonymous memory advised for transparent huge pages; the caller releases the
 //! file pages it was copied from, so resident memory stays about the file's size.
 
@@ -53,6 +58,9 @@ const RELEASE_STEP: usize = 1 << 20;
 pub(crate) const GROUP: usize = 16;
 /// Bytes of one Q4_0 unit: two blocks of 16 rows (2 × 256 quant bytes, 2 × 32 scale bytes).
 pub(crate) const Q4_0_UNIT: usize = 576;
+/// Bytes of one Q5_0 unit: two blocks of 16 rows (2 × 256 nibble bytes, 2 × 64 bytes of
+/// fifth-bit masks, 2 × 32 scale bytes).
+pub(crate) const Q5_0_UNIT: usize = 704;
 /// Bytes of one Q8_0 unit: two blocks of 16 rows (2 × 512 quant bytes, 2 × 32 scale bytes).
 pub(crate) const Q8_0_UNIT: usize = 1088;
 
@@ -74,6 +82,8 @@ pub enum PackedLayout {
     Q4Kx16,
     /// Q8_0, 16 rows interleaved per 4-byte column, quants offset to unsigned.
     Q80x16,
+    /// Q5_0, nibbles as Q4_0, fifth bits as one 64-bit byte mask per 4-value column.
+    Q50x16,
 }
 
 /// Anonymous, 64-byte-aligned bytes (page-aligned in practice), advised for huge pages.
@@ -117,12 +127,13 @@ impl std::fmt::Debug for PackedMatrix {
 
 /// Whether weights of type `ty` with `rows` rows are repacked. Q4_0 and Q4_K: exactly the
 /// matrices llama.cpp's x86 backend repacks (a multiple of 8 rows), so both compute the same
-/// per-block order. Q8_0: any matrix of 16 rows or more; its packed kernels keep `vec_dot`'s
-/// 8-lane order, which is what llama.cpp runs for Q8_0.
+/// per-block order. Q8_0 and Q5_0: any matrix of 16 rows or more; their packed kernels keep
+/// `vec_dot`'s 8-lane order, which is what llama.cpp runs for them (so packing them or not
+/// gives the same bits; the models pack Q5_0 only where the 512-bit kernel exists).
 pub fn packs(ty: GgmlType, rows: usize) -> bool {
     match ty {
         GgmlType::Q4_0 | GgmlType::Q4_K => rows > 0 && rows.is_multiple_of(8),
-        GgmlType::Q8_0 => rows >= GROUP,
+        GgmlType::Q8_0 | GgmlType::Q5_0 => rows >= GROUP,
         _ => false,
     }
 }
@@ -163,6 +174,37 @@ fn pack_q8_0_group(gdst: &mut [u8], src: &[&[u8]]) {
             let sc = &mut unit[1024 + half * 32..][..32];
             for (d, r) in sc.chunks_exact_mut(2).zip(src) {
                 d.copy_from_slice(&r[34 * b..34 * b + 2]);
+            }
+        }
+    }
+}
+
+/// One group into the Q5_0 layout.
+fn pack_q5_0_group(gdst: &mut [u8], src: &[&[u8]]) {
+    let nb = src.first().map_or(0, |r| r.len() / 22);
+    for (u, unit) in gdst.chunks_exact_mut(Q5_0_UNIT).enumerate() {
+        for half in 0..2 {
+            let b = 2 * u + half;
+            if b >= nb {
+                break;
+            }
+            for k in 0..4 {
+                let line = &mut unit[half * 256 + 64 * k..][..64];
+                fill_line(line, src.len(), |r| word(src[r], 22 * b + 6 + 4 * k));
+            }
+            for k in 0..8 {
+                // Bit 4r + i: fifth bit of element 4k + i of row r.
+                let mut m = 0u64;
+                for (r, row) in src.iter().enumerate() {
+                    let qh = word(row, 22 * b + 2);
+                    m |= u64::from((qh >> (4 * k)) & 15) << (4 * r);
+                }
+                let at = 512 + half * 64 + 8 * k;
+                unit[at..at + 8].copy_from_slice(&m.to_le_bytes());
+            }
+            let sc = &mut unit[640 + half * 32..][..32];
+            for (d, r) in sc.chunks_exact_mut(2).zip(src) {
+                d.copy_from_slice(&r[22 * b..22 * b + 2]);
             }
         }
     }
@@ -253,6 +295,10 @@ impl PackedMatrix {
                 PackedLayout::Q80x16,
                 mul((cols / 32).div_ceil(2), Q8_0_UNIT, "packed group")?,
             ),
+            GgmlType::Q5_0 => (
+                PackedLayout::Q50x16,
+                mul((cols / 32).div_ceil(2), Q5_0_UNIT, "packed group")?,
+            ),
             GgmlType::Q4_K => (
                 PackedLayout::Q4Kx16,
                 mul(cols / 256, Q4_K_UNIT, "packed group")?,
@@ -277,6 +323,7 @@ impl PackedMatrix {
             match layout {
                 PackedLayout::Q4_0x16 => pack_q4_0_group(gdst, &src[..n]),
                 PackedLayout::Q80x16 => pack_q8_0_group(gdst, &src[..n]),
+                PackedLayout::Q50x16 => pack_q5_0_group(gdst, &src[..n]),
                 PackedLayout::Q4Kx16 => pack_q4_k_group(gdst, &src[..n]),
             }
             if (g + 1) % step == 0 || g + 1 == groups {
@@ -333,8 +380,8 @@ pub(crate) struct PackedArgs<'a> {
     pub group_bytes: usize,
     /// `n_tokens` Q8_0 rows of `cols` values.
     pub act: &'a [u8],
-    /// Per-token side terms: Q4_0, `−8 · Σ y` per block (`cols / 32` per token); Q8_0,
-    /// `−128 · Σ y` over each 4-value lane (8 per block); Q4_K, per
+    /// Per-token side terms: Q4_0, `−8 · Σ y` per block (`cols / 32` per token); Q8_0 / Q5_0,
+    /// `−128 · Σ y` / `−16 · Σ y` over each 4-value lane (8 per block); Q4_K, per
     /// super-block 4 dwords of i16 pairs `(bsum 2i, bsum 2i + 1)`, `bsum s` the sum of
     /// sub-block `s`'s 32 quants (`cols / 64` per token).
     pub offs: &'a [i32],
@@ -371,14 +418,19 @@ fn side_terms(layout: PackedLayout, act: &[u8], offs: &mut [i32]) {
                 *o = -8 * blk[2..].iter().map(|&y| y as i8 as i32).sum::<i32>();
             }
         }
-        PackedLayout::Q80x16 => {
+        PackedLayout::Q80x16 | PackedLayout::Q50x16 => {
+            let off = if layout == PackedLayout::Q80x16 {
+                128
+            } else {
+                16
+            };
             for (o, blk) in offs.chunks_exact_mut(8).zip(act.chunks_exact(q8_0::SIZE)) {
                 for (k, o) in o.iter_mut().enumerate() {
                     let s: i32 = blk[2 + 4 * k..6 + 4 * k]
                         .iter()
                         .map(|&y| y as i8 as i32)
                         .sum();
-                    *o = -128 * s;
+                    *o = -off * s;
                 }
             }
         }
@@ -411,7 +463,7 @@ impl Kernels {
         out: &mut [f32],
     ) -> Result<(), KernelError> {
         let act_ty = match w.layout {
-            PackedLayout::Q4_0x16 | PackedLayout::Q80x16 => GgmlType::Q8_0,
+            PackedLayout::Q4_0x16 | PackedLayout::Q80x16 | PackedLayout::Q50x16 => GgmlType::Q8_0,
             PackedLayout::Q4Kx16 => GgmlType::Q8_K,
         };
         let act_row = checked_row_bytes(act_ty, w.cols)?;
@@ -427,7 +479,7 @@ impl Kernels {
         let kernel = self.packed_kernel(w.layout);
         let per_token = match w.layout {
             PackedLayout::Q4_0x16 => w.cols / 32,
-            PackedLayout::Q80x16 => w.cols / 32 * 8,
+            PackedLayout::Q80x16 | PackedLayout::Q50x16 => w.cols / 32 * 8,
             PackedLayout::Q4Kx16 => w.cols / 64,
         };
         OFFS.with(|cell| {
@@ -482,6 +534,13 @@ impl Kernels {
 
     fn packed_kernel(&self, layout: PackedLayout) -> PackedFn {
         match layout {
+            PackedLayout::Q50x16 => {
+                #[cfg(target_arch = "x86_64")]
+                if self.isa() == crate::Isa::Avx512Vnni {
+                    return crate::arch::x86_64::packed512::q5_0x16;
+                }
+                crate::arch::generic::packed::q5_0x16
+            }
             PackedLayout::Q80x16 => {
                 #[cfg(target_arch = "x86_64")]
                 match self.isa() {

@@ -41,7 +41,6 @@ fn packs_exactly_what_llamacpp_repacks() {
     assert!(!packs(GgmlType::Q6_K, 64));
     assert!(!packs(GgmlType::Q4_0, 12));
     assert!(!packs(GgmlType::Q4_0, 0));
-    assert!(!packs(GgmlType::Q5_0, 64));
     let w = vec![0u8; row(GgmlType::Q4_0, 64) * 12];
     assert!(PackedMatrix::pack(GgmlType::Q4_0, &w, 12, 64)
         .unwrap()
@@ -223,53 +222,56 @@ fn q4_k_every_isa_batch_and_thread_count_matches_the_repacked_order() {
 }
 
 #[test]
-fn q8_0_packed_keeps_the_row_kernels_vec_dot_order() {
+fn q8_0_and_q5_0_packed_keep_the_row_kernels_vec_dot_order() {
     let mut r = rng(47);
     assert!(packs(GgmlType::Q8_0, 16) && packs(GgmlType::Q8_0, 24) && !packs(GgmlType::Q8_0, 8));
-    for (rows, cols) in [(16, 32), (24, 64), (40, 640), (72, 4096 + 32)] {
-        for random in [false, true] {
-            let w: Vec<u8> = (0..rows)
-                .flat_map(|_| {
-                    if random {
-                        random_weights(&mut r, GgmlType::Q8_0, cols)
-                    } else {
-                        quantized_weights(&mut r, GgmlType::Q8_0, cols)
-                    }
-                })
-                .collect();
-            let p = PackedMatrix::pack(GgmlType::Q8_0, &w, rows, cols)
-                .unwrap()
-                .expect("16 rows or more");
-            let rb = row(GgmlType::Q8_0, cols);
-            let ab = row(GgmlType::Q8_0, cols);
-            let oracle = Kernels::generic();
-            for n in [1, 2, 3, 5] {
-                let act = q8_rows(&mut r, n, cols);
-                let want: Vec<f32> = (0..n)
-                    .flat_map(|t| (0..rows).map(move |i| (t, i)))
-                    .map(|(t, i)| {
-                        oracle
-                            .vec_dot(
-                                GgmlType::Q8_0,
-                                cols,
-                                &w[i * rb..(i + 1) * rb],
-                                &act[t * ab..(t + 1) * ab],
-                            )
-                            .unwrap()
+    assert!(packs(GgmlType::Q5_0, 16) && !packs(GgmlType::Q5_0, 8));
+    for ty in [GgmlType::Q8_0, GgmlType::Q5_0] {
+        for (rows, cols) in [(16, 32), (24, 64), (40, 640), (72, 4096 + 32)] {
+            for random in [false, true] {
+                let w: Vec<u8> = (0..rows)
+                    .flat_map(|_| {
+                        if random {
+                            random_weights(&mut r, ty, cols)
+                        } else {
+                            quantized_weights(&mut r, ty, cols)
+                        }
                     })
                     .collect();
-                for k in kernel_sets() {
-                    for threads in [1, 2] {
-                        let pool = ThreadPool::new(threads);
-                        let mut out = vec![f32::NAN; n * rows];
-                        k.matmul_packed(&pool, &p, &act, n, &mut out).unwrap();
-                        for (i, (g, w)) in out.iter().zip(&want).enumerate() {
-                            assert_eq!(
+                let p = PackedMatrix::pack(ty, &w, rows, cols)
+                    .unwrap()
+                    .expect("16 rows or more");
+                let rb = row(ty, cols);
+                let ab = row(GgmlType::Q8_0, cols);
+                let oracle = Kernels::generic();
+                for n in [1, 2, 3, 5] {
+                    let act = q8_rows(&mut r, n, cols);
+                    let want: Vec<f32> = (0..n)
+                        .flat_map(|t| (0..rows).map(move |i| (t, i)))
+                        .map(|(t, i)| {
+                            oracle
+                                .vec_dot(
+                                    ty,
+                                    cols,
+                                    &w[i * rb..(i + 1) * rb],
+                                    &act[t * ab..(t + 1) * ab],
+                                )
+                                .unwrap()
+                        })
+                        .collect();
+                    for k in kernel_sets() {
+                        for threads in [1, 2] {
+                            let pool = ThreadPool::new(threads);
+                            let mut out = vec![f32::NAN; n * rows];
+                            k.matmul_packed(&pool, &p, &act, n, &mut out).unwrap();
+                            for (i, (g, w)) in out.iter().zip(&want).enumerate() {
+                                assert_eq!(
                                 g.to_bits(),
                                 w.to_bits(),
-                                "{:?} {rows}x{cols} n={n} threads={threads} out[{i}]: {g} vs {w}",
+                                "{ty} {:?} {rows}x{cols} n={n} threads={threads} out[{i}]: {g} vs {w}",
                                 k.isa()
                             );
+                            }
                         }
                     }
                 }

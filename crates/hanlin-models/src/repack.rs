@@ -4,11 +4,18 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use hanlin_gguf::GgmlType;
 use hanlin_gguf::GgufFile;
-use hanlin_kernels::{packs, PackedMatrix, ThreadPool};
+use hanlin_kernels::{packs, Isa, Kernels, PackedMatrix, ThreadPool};
 
 use crate::error::{ModelError, Result};
 use crate::weights::{Weight, Weights};
+
+/// Q5_0 packing keeps the row kernels' float order (same bits either way) and has a fast
+/// kernel only for AVX-512 VNNI; elsewhere its file layout is faster.
+fn worth_packing(ty: GgmlType) -> bool {
+    ty != GgmlType::Q5_0 || Kernels::detected().isa() == Isa::Avx512Vnni
+}
 
 /// Repacks every matrix [`packs`] selects among the LM head and the layers' matrices. The
 /// tied embedding's rows stay readable from the file for lookups.
@@ -19,7 +26,7 @@ pub(crate) fn pack_weights(
 ) -> Result<()> {
     let mut targets: Vec<&mut Weight> = std::iter::once(&mut weights.output)
         .chain(weights.layers.iter_mut().flat_map(|l| l.weights_mut()))
-        .filter(|w| w.rows > 1 && packs(w.ty, w.rows))
+        .filter(|w| w.rows > 1 && packs(w.ty, w.rows) && worth_packing(w.ty))
         .collect();
     if targets.is_empty() {
         return Ok(());

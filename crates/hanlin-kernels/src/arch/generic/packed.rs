@@ -3,7 +3,8 @@
 
 use crate::layout::q8_0;
 use crate::packed::{
-    PackedArgs, GROUP, Q4K_D, Q4K_DMIN, Q4K_MINS, Q4K_SCALES, Q4_0_UNIT, Q4_K_UNIT, Q8_0_UNIT,
+    PackedArgs, GROUP, Q4K_D, Q4K_DMIN, Q4K_MINS, Q4K_SCALES, Q4_0_UNIT, Q4_K_UNIT, Q5_0_UNIT,
+    Q8_0_UNIT,
 };
 use half::f16;
 
@@ -126,6 +127,51 @@ pub(crate) unsafe fn q8_0x16(a: &PackedArgs<'_>, g0: usize, g1: usize) {
                         l
                     });
                     let s = 1024 + (b % 2) * 32 + 2 * r;
+                    let d = fp16(unit[s], unit[s + 1]) * fp16(yb[0], yb[1]);
+                    super::legacy::fma_lanes(&mut acc, d, lanes);
+                }
+                // SAFETY: t < n_tokens and the row < rows keep the index inside `out`; the
+                // caller owns this group's rows.
+                unsafe { *a.out.add(t * a.rows + g * GROUP + r) = super::legacy::hsum8(acc) };
+            }
+        }
+    }
+}
+
+/// Groups `g0..g1` of a packed Q5_0 matrix for every token: `vec_dot`'s 8 lanes and
+/// `hsum_float_8`, as the row kernels.
+///
+/// # Safety
+/// `a` must satisfy [`PackedArgs`]'s contract and no other thread may write these groups' rows.
+pub(crate) unsafe fn q5_0x16(a: &PackedArgs<'_>, g0: usize, g1: usize) {
+    let nb = a.cols / 32;
+    let act_row = nb * q8_0::SIZE;
+    for g in g0..g1 {
+        let gw = &a.w[g * a.group_bytes..(g + 1) * a.group_bytes];
+        for r in 0..GROUP.min(a.rows - g * GROUP) {
+            for t in 0..a.n_tokens {
+                let y = &a.act[t * act_row..(t + 1) * act_row];
+                let mut acc = [0f32; 8];
+                for b in 0..nb {
+                    let unit = &gw[(b / 2) * Q5_0_UNIT..][..Q5_0_UNIT];
+                    let half = b % 2;
+                    let qs = &unit[half * 256..][..256];
+                    let masks = &unit[512 + half * 64..][..64];
+                    let yb = &y[b * q8_0::SIZE..][..q8_0::SIZE];
+                    let lanes: [i32; 8] = std::array::from_fn(|k| {
+                        let mut mask = [0u8; 8];
+                        mask.copy_from_slice(&masks[8 * k..8 * k + 8]);
+                        let mask = u64::from_le_bytes(mask);
+                        let mut l = a.offs[(t * nb + b) * 8 + k];
+                        for i in 0..4 {
+                            let byte = qs[64 * (k % 4) + 4 * r + i];
+                            let nib = if k < 4 { byte & 15 } else { byte >> 4 };
+                            let u = nib as i32 | (((mask >> (4 * r + i)) & 1) as i32) << 4;
+                            l += u * yb[2 + 4 * k + i] as i8 as i32;
+                        }
+                        l
+                    });
+                    let s = 640 + half * 32 + 2 * r;
                     let d = fp16(unit[s], unit[s + 1]) * fp16(yb[0], yb[1]);
                     super::legacy::fma_lanes(&mut acc, d, lanes);
                 }
