@@ -11,7 +11,7 @@
 //!   On Avx512Vnni, batched mat-muls (4+ tokens) of Q4_0/Q5_0/Q8_0 run a 512-bit 8 × 4
 //!   register-blocked GEMM over activations packed once per call (`arch/x86_64/gemm512.rs`).
 //! - [`PackedMatrix`] / [`Kernels::matmul_packed`]: Q4_0 and Q4_K matrices with a multiple of
-//!   8 rows and Q8_0 matrices of 16+ rows repacked at load into 16-row interleaved groups, so
+//!   8 rows and Q8_0 / Q5_0 matrices of 16+ rows repacked at load into 16-row interleaved groups, so
 //!   one 512-bit `vpdpbusd` serves 16 rows and the weights stay one sequential stream; used by
 //!   the models for every batch size (see `packed.rs` for layouts and float orders).
 //! - [`Kernels::attn_scores_f16`] / [`Kernels::attn_softmax`] / [`Kernels::attn_values_f16`]:
