@@ -402,6 +402,40 @@ unsafe impl Sync for PackedArgs<'_> {}
 /// other thread may write the rows of groups `g0..g1`.
 pub(crate) type PackedFn = unsafe fn(a: &PackedArgs<'_>, g0: usize, g1: usize);
 
+/// `T` tokens from `t0` against group `g`, for some tile size `T` fixed by the function.
+///
+/// # Safety
+/// As [`PackedFn`], with `t0 + T <= n_tokens` and `g` a group of the matrix.
+pub(crate) type TileFn = unsafe fn(a: &PackedArgs<'_>, g: usize, t0: usize);
+
+/// Groups `g0..g1` for every token: tiles of `tile` tokens through `full`, the remaining tokens
+/// one at a time through `one`; each tile sweeps all the groups, which stay in cache.
+///
+/// # Safety
+/// As [`PackedFn`]; `full` must handle exactly `tile` tokens and `one` exactly one.
+pub(crate) unsafe fn run_tiles(
+    a: &PackedArgs<'_>,
+    g0: usize,
+    g1: usize,
+    tile: usize,
+    full: TileFn,
+    one: TileFn,
+) {
+    let whole = a.n_tokens / tile * tile;
+    for t0 in (0..whole).step_by(tile) {
+        for g in g0..g1 {
+            // SAFETY: forwarded contract; t0 + tile <= n_tokens.
+            unsafe { full(a, g, t0) };
+        }
+    }
+    for t0 in whole..a.n_tokens {
+        for g in g0..g1 {
+            // SAFETY: forwarded contract; t0 < n_tokens.
+            unsafe { one(a, g, t0) };
+        }
+    }
+}
+
 thread_local! {
     /// Per-token block offsets of the mat-mul this thread is running; grown, never shrunk.
     static OFFS: std::cell::RefCell<Vec<i32>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -532,48 +566,33 @@ impl Kernels {
         Ok(())
     }
 
+    /// The kernel for `layout` on this ISA: the widest one written for it, else the scalar.
     fn packed_kernel(&self, layout: PackedLayout) -> PackedFn {
+        use crate::arch::generic::packed as scalar;
+        use PackedLayout as L;
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::arch::x86_64::{avx2::packed as v256, packed512 as v512};
+            use crate::Isa;
+            let simd: Option<PackedFn> = match (self.isa(), layout) {
+                (Isa::Avx512Vnni, L::Q4_0x16) => Some(v512::q4_0x16),
+                (Isa::Avx512Vnni, L::Q4Kx16) => Some(v512::q4_kx16),
+                (Isa::Avx512Vnni, L::Q80x16) => Some(v512::q8_0x16),
+                (Isa::Avx512Vnni, L::Q50x16) => Some(v512::q5_0x16),
+                (Isa::Avx2 | Isa::AvxVnni, L::Q4_0x16) => Some(v256::q4_0x16),
+                (Isa::Avx2 | Isa::AvxVnni, L::Q4Kx16) => Some(v256::q4_kx16),
+                (Isa::Avx2 | Isa::AvxVnni, L::Q80x16) => Some(v256::q8_0x16),
+                _ => None,
+            };
+            if let Some(f) = simd {
+                return f;
+            }
+        }
         match layout {
-            PackedLayout::Q50x16 => {
-                #[cfg(target_arch = "x86_64")]
-                if self.isa() == crate::Isa::Avx512Vnni {
-                    return crate::arch::x86_64::packed512::q5_0x16;
-                }
-                crate::arch::generic::packed::q5_0x16
-            }
-            PackedLayout::Q80x16 => {
-                #[cfg(target_arch = "x86_64")]
-                match self.isa() {
-                    crate::Isa::Avx512Vnni => return crate::arch::x86_64::packed512::q8_0x16,
-                    crate::Isa::Avx2 | crate::Isa::AvxVnni => {
-                        return crate::arch::x86_64::avx2::packed::q8_0x16
-                    }
-                    crate::Isa::Generic => {}
-                }
-                crate::arch::generic::packed::q8_0x16
-            }
-            PackedLayout::Q4Kx16 => {
-                #[cfg(target_arch = "x86_64")]
-                match self.isa() {
-                    crate::Isa::Avx512Vnni => return crate::arch::x86_64::packed512::q4_kx16,
-                    crate::Isa::Avx2 | crate::Isa::AvxVnni => {
-                        return crate::arch::x86_64::avx2::packed::q4_kx16
-                    }
-                    crate::Isa::Generic => {}
-                }
-                crate::arch::generic::packed::q4_kx16
-            }
-            PackedLayout::Q4_0x16 => {
-                #[cfg(target_arch = "x86_64")]
-                match self.isa() {
-                    crate::Isa::Avx512Vnni => return crate::arch::x86_64::packed512::q4_0x16,
-                    crate::Isa::Avx2 | crate::Isa::AvxVnni => {
-                        return crate::arch::x86_64::avx2::packed::q4_0x16
-                    }
-                    crate::Isa::Generic => {}
-                }
-                crate::arch::generic::packed::q4_0x16
-            }
+            L::Q4_0x16 => scalar::q4_0x16,
+            L::Q4Kx16 => scalar::q4_kx16,
+            L::Q80x16 => scalar::q8_0x16,
+            L::Q50x16 => scalar::q5_0x16,
         }
     }
 }

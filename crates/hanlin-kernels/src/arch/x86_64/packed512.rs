@@ -14,8 +14,8 @@
 
 use crate::layout::q8_0;
 use crate::packed::{
-    PackedArgs, GROUP, Q4K_D, Q4K_DMIN, Q4K_MINS, Q4K_SCALES, Q4_0_UNIT, Q4_K_UNIT, Q5_0_UNIT,
-    Q8_0_UNIT,
+    run_tiles, PackedArgs, GROUP, Q4K_D, Q4K_DMIN, Q4K_MINS, Q4K_SCALES, Q4_0_UNIT, Q4_K_UNIT,
+    Q5_0_UNIT, Q8_0_UNIT,
 };
 use core::arch::x86_64::*;
 
@@ -220,25 +220,8 @@ unsafe fn tile_k<const T: usize>(a: &PackedArgs<'_>, g: usize, t0: usize) {
 /// The CPU must support AVX2, FMA, F16C, AVX-512 F/BW/VL and VNNI; `a` must satisfy
 /// [`PackedArgs`]'s contract and no other thread may write these groups' rows.
 pub(crate) unsafe fn q4_kx16(a: &PackedArgs<'_>, g0: usize, g1: usize) {
-    // SAFETY: forwarded caller contract.
-    unsafe { run_k(a, g0, g1) }
-}
-
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn run_k(a: &PackedArgs<'_>, g0: usize, g1: usize) {
-    let full = a.n_tokens / TILE * TILE;
-    for t0 in (0..full).step_by(TILE) {
-        for g in g0..g1 {
-            // SAFETY: forwarded contract; t0 + TILE <= n_tokens.
-            unsafe { tile_k::<TILE>(a, g, t0) };
-        }
-    }
-    for t0 in full..a.n_tokens {
-        for g in g0..g1 {
-            // SAFETY: as above, one token.
-            unsafe { tile_k::<1>(a, g, t0) };
-        }
-    }
+    // SAFETY: forwarded caller contract; the tiles handle TILE and 1 tokens.
+    unsafe { run_tiles(a, g0, g1, TILE, tile_k::<TILE>, tile_k::<1>) }
 }
 
 /// Groups `g0..g1` of a packed Q4_0 matrix for every token.
@@ -247,25 +230,8 @@ unsafe fn run_k(a: &PackedArgs<'_>, g0: usize, g1: usize) {
 /// The CPU must support AVX2, FMA, F16C, AVX-512 F/BW/VL and VNNI; `a` must satisfy
 /// [`PackedArgs`]'s contract and no other thread may write these groups' rows.
 pub(crate) unsafe fn q4_0x16(a: &PackedArgs<'_>, g0: usize, g1: usize) {
-    // SAFETY: forwarded caller contract.
-    unsafe { run(a, g0, g1) }
-}
-
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn run(a: &PackedArgs<'_>, g0: usize, g1: usize) {
-    let full = a.n_tokens / TILE * TILE;
-    for t0 in (0..full).step_by(TILE) {
-        for g in g0..g1 {
-            // SAFETY: forwarded contract; t0 + TILE <= n_tokens.
-            unsafe { tile::<TILE>(a, g, t0) };
-        }
-    }
-    for t0 in full..a.n_tokens {
-        for g in g0..g1 {
-            // SAFETY: as above, one token.
-            unsafe { tile::<1>(a, g, t0) };
-        }
-    }
+    // SAFETY: forwarded caller contract; the tiles handle TILE and 1 tokens.
+    unsafe { run_tiles(a, g0, g1, TILE, tile::<TILE>, tile::<1>) }
 }
 
 /// `T` tokens from `t0` against group `g` of a packed Q8_0 matrix: per block, lane `k` of
@@ -330,26 +296,8 @@ unsafe fn tile_q8<const T: usize>(a: &PackedArgs<'_>, g: usize, t0: usize) {
 /// The CPU must support AVX2, FMA, F16C, AVX-512 F/BW/VL and VNNI; `a` must satisfy
 /// [`PackedArgs`]'s contract and no other thread may write these groups' rows.
 pub(crate) unsafe fn q8_0x16(a: &PackedArgs<'_>, g0: usize, g1: usize) {
-    // SAFETY: forwarded caller contract.
-    unsafe { run_q8(a, g0, g1) }
-}
-
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn run_q8(a: &PackedArgs<'_>, g0: usize, g1: usize) {
-    const T8: usize = 2;
-    let full = a.n_tokens / T8 * T8;
-    for t0 in (0..full).step_by(T8) {
-        for g in g0..g1 {
-            // SAFETY: forwarded contract; t0 + T8 <= n_tokens.
-            unsafe { tile_q8::<T8>(a, g, t0) };
-        }
-    }
-    for t0 in full..a.n_tokens {
-        for g in g0..g1 {
-            // SAFETY: as above, one token.
-            unsafe { tile_q8::<1>(a, g, t0) };
-        }
-    }
+    // SAFETY: forwarded caller contract; the tiles handle 2 and 1 tokens.
+    unsafe { run_tiles(a, g0, g1, 2, tile_q8::<2>, tile_q8::<1>) }
 }
 
 /// `T` tokens from `t0` against group `g` of a packed Q5_0 matrix: the 8 lines of unsigned
@@ -427,24 +375,6 @@ unsafe fn tile_q5<const T: usize>(a: &PackedArgs<'_>, g: usize, t0: usize) {
 /// The CPU must support AVX2, FMA, F16C, AVX-512 F/BW/VL and VNNI; `a` must satisfy
 /// [`PackedArgs`]'s contract and no other thread may write these groups' rows.
 pub(crate) unsafe fn q5_0x16(a: &PackedArgs<'_>, g0: usize, g1: usize) {
-    // SAFETY: forwarded caller contract.
-    unsafe { run_q5(a, g0, g1) }
-}
-
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn run_q5(a: &PackedArgs<'_>, g0: usize, g1: usize) {
-    const T5: usize = 2;
-    let full = a.n_tokens / T5 * T5;
-    for t0 in (0..full).step_by(T5) {
-        for g in g0..g1 {
-            // SAFETY: forwarded contract; t0 + T5 <= n_tokens.
-            unsafe { tile_q5::<T5>(a, g, t0) };
-        }
-    }
-    for t0 in full..a.n_tokens {
-        for g in g0..g1 {
-            // SAFETY: as above, one token.
-            unsafe { tile_q5::<1>(a, g, t0) };
-        }
-    }
+    // SAFETY: forwarded caller contract; the tiles handle 2 and 1 tokens.
+    unsafe { run_tiles(a, g0, g1, 2, tile_q5::<2>, tile_q5::<1>) }
 }

@@ -10,7 +10,8 @@
 
 use crate::layout::q8_0;
 use crate::packed::{
-    PackedArgs, GROUP, Q4K_D, Q4K_DMIN, Q4K_MINS, Q4K_SCALES, Q4_0_UNIT, Q4_K_UNIT, Q8_0_UNIT,
+    run_tiles, PackedArgs, GROUP, Q4K_D, Q4K_DMIN, Q4K_MINS, Q4K_SCALES, Q4_0_UNIT, Q4_K_UNIT,
+    Q8_0_UNIT,
 };
 use core::arch::x86_64::*;
 
@@ -220,25 +221,8 @@ unsafe fn tile_k<const T: usize>(a: &PackedArgs<'_>, g: usize, t0: usize) {
 /// The CPU must support AVX2, FMA and F16C; `a` must satisfy [`PackedArgs`]'s contract and no
 /// other thread may write these groups' rows.
 pub(crate) unsafe fn q4_kx16(a: &PackedArgs<'_>, g0: usize, g1: usize) {
-    // SAFETY: forwarded caller contract.
-    unsafe { run_k(a, g0, g1) }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn run_k(a: &PackedArgs<'_>, g0: usize, g1: usize) {
-    let full = a.n_tokens / TILE * TILE;
-    for t0 in (0..full).step_by(TILE) {
-        for g in g0..g1 {
-            // SAFETY: forwarded contract; t0 + TILE <= n_tokens.
-            unsafe { tile_k::<TILE>(a, g, t0) };
-        }
-    }
-    for t0 in full..a.n_tokens {
-        for g in g0..g1 {
-            // SAFETY: as above, one token.
-            unsafe { tile_k::<1>(a, g, t0) };
-        }
-    }
+    // SAFETY: forwarded caller contract; the tiles handle TILE and 1 tokens.
+    unsafe { run_tiles(a, g0, g1, TILE, tile_k::<TILE>, tile_k::<1>) }
 }
 
 /// Groups `g0..g1` of a packed Q4_0 matrix for every token.
@@ -247,25 +231,8 @@ unsafe fn run_k(a: &PackedArgs<'_>, g0: usize, g1: usize) {
 /// The CPU must support AVX2, FMA and F16C; `a` must satisfy [`PackedArgs`]'s contract and no
 /// other thread may write these groups' rows.
 pub(crate) unsafe fn q4_0x16(a: &PackedArgs<'_>, g0: usize, g1: usize) {
-    // SAFETY: forwarded caller contract.
-    unsafe { run(a, g0, g1) }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn run(a: &PackedArgs<'_>, g0: usize, g1: usize) {
-    let full = a.n_tokens / TILE * TILE;
-    for t0 in (0..full).step_by(TILE) {
-        for g in g0..g1 {
-            // SAFETY: forwarded contract; t0 + TILE <= n_tokens.
-            unsafe { tile::<TILE>(a, g, t0) };
-        }
-    }
-    for t0 in full..a.n_tokens {
-        for g in g0..g1 {
-            // SAFETY: as above, one token.
-            unsafe { tile::<1>(a, g, t0) };
-        }
-    }
+    // SAFETY: forwarded caller contract; the tiles handle TILE and 1 tokens.
+    unsafe { run_tiles(a, g0, g1, TILE, tile::<TILE>, tile::<1>) }
 }
 
 /// One token against group `g` of a packed Q8_0 matrix, one 8-row half at a time: lane `k` of
@@ -323,16 +290,6 @@ unsafe fn q8_token(a: &PackedArgs<'_>, g: usize, t: usize) {
 /// The CPU must support AVX2, FMA and F16C; `a` must satisfy [`PackedArgs`]'s contract and no
 /// other thread may write these groups' rows.
 pub(crate) unsafe fn q8_0x16(a: &PackedArgs<'_>, g0: usize, g1: usize) {
-    // SAFETY: forwarded caller contract.
-    unsafe { run_q8(a, g0, g1) }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn run_q8(a: &PackedArgs<'_>, g0: usize, g1: usize) {
-    for t in 0..a.n_tokens {
-        for g in g0..g1 {
-            // SAFETY: forwarded contract.
-            unsafe { q8_token(a, g, t) };
-        }
-    }
+    // SAFETY: forwarded caller contract; the tiles handle 1 and 1 tokens.
+    unsafe { run_tiles(a, g0, g1, 1, q8_token, q8_token) }
 }
