@@ -234,32 +234,57 @@ pub(crate) unsafe fn q4_0x16(a: &PackedArgs<'_>, g0: usize, g1: usize) {
     unsafe { run_tiles(a, g0, g1, TILE, tile::<TILE>, tile::<1>) }
 }
 
-/// `T` tokens from `t0` against group `g` of a packed Q8_0 matrix: per block, lane `k` of
-/// every row is one `vpdpbusd` (from `−128 · Σ y` of the lane), and accumulator `k` takes
-/// `fma(f32(lane), d_x · d_y, acc_k)`; ggml's `hsum_float_8` over the 8 accumulators at the end.
+/// `T` tokens from `t0` against group `g` of a packed Q8_0 (`Q5 = false`) or Q5_0 (`Q5 = true`)
+/// matrix: per block, lane `k` of every row is one `vpdpbusd` (from `−128 · Σ y` / `−16 · Σ y`
+/// of the lane), and accumulator `k` takes `fma(f32(lane), d_x · d_y, acc_k)`; ggml's
+/// `hsum_float_8` over the 8 accumulators at the end. Q5_0's 8 lines of unsigned 5-bit values
+/// are rebuilt per block: nibbles, plus 16 where the line's byte mask says so.
 ///
 /// # Safety
 /// As [`q8_0x16`], with `t0 + T <= n_tokens` and `g` a group of the matrix.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn tile_q8<const T: usize>(a: &PackedArgs<'_>, g: usize, t0: usize) {
+unsafe fn tile_lanes<const T: usize, const Q5: bool>(a: &PackedArgs<'_>, g: usize, t0: usize) {
+    let (unit_bytes, scales) = if Q5 {
+        (Q5_0_UNIT, 640)
+    } else {
+        (Q8_0_UNIT, 1024)
+    };
     let nb = a.cols / 32;
     let act_row = nb * q8_0::SIZE;
     let gw = &a.w[g * a.group_bytes..(g + 1) * a.group_bytes];
     let ys: [&[u8]; T] = std::array::from_fn(|t| &a.act[(t0 + t) * act_row..][..act_row]);
     let offs: [&[i32]; T] = std::array::from_fn(|t| &a.offs[(t0 + t) * nb * 8..][..nb * 8]);
+    let (m4, bit5) = (_mm512_set1_epi8(0x0f), _mm512_set1_epi8(0x10));
     let mut acc = [[_mm512_setzero_ps(); 8]; T];
     for b in 0..nb {
-        let unit = &gw[(b / 2) * Q8_0_UNIT..][..Q8_0_UNIT];
+        let unit = &gw[(b / 2) * unit_bytes..][..unit_bytes];
         let half = b % 2;
-        let qs = unit[half * 512..][..512].as_ptr();
         if T == 1 {
-            prefetch_ahead(unit.as_ptr(), half, Q8_0_UNIT);
+            prefetch_ahead(unit.as_ptr(), half, unit_bytes);
         }
-        // SAFETY: `qs` has 512 readable bytes: eight 64-byte loads.
-        let w: [__m512i; 8] =
-            std::array::from_fn(|k| unsafe { _mm512_loadu_si512(qs.add(64 * k).cast()) });
-        let sc = unit[1024 + half * 32..][..32].as_ptr();
+        let w: [__m512i; 8] = if Q5 {
+            let qs = unit[half * 256..][..256].as_ptr();
+            let masks = &unit[512 + half * 64..][..64];
+            // SAFETY: `qs` has 256 readable bytes: four 64-byte loads.
+            let raw: [__m512i; 4] =
+                std::array::from_fn(|k| unsafe { _mm512_loadu_si512(qs.add(64 * k).cast()) });
+            std::array::from_fn(|k| {
+                let nib = if k < 4 {
+                    _mm512_and_si512(raw[k], m4)
+                } else {
+                    _mm512_and_si512(_mm512_srli_epi16::<4>(raw[k - 4]), m4)
+                };
+                let mut m = [0u8; 8];
+                m.copy_from_slice(&masks[8 * k..8 * k + 8]);
+                _mm512_mask_add_epi8(nib, u64::from_le_bytes(m), nib, bit5)
+            })
+        } else {
+            let qs = unit[half * 512..][..512].as_ptr();
+            // SAFETY: `qs` has 512 readable bytes: eight 64-byte loads.
+            std::array::from_fn(|k| unsafe { _mm512_loadu_si512(qs.add(64 * k).cast()) })
+        };
+        let sc = unit[scales + half * 32..][..32].as_ptr();
         // SAFETY: 32 readable bytes of f16 scales.
         let dw = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(sc.cast()) });
         for t in 0..T {
@@ -297,76 +322,7 @@ unsafe fn tile_q8<const T: usize>(a: &PackedArgs<'_>, g: usize, t0: usize) {
 /// [`PackedArgs`]'s contract and no other thread may write these groups' rows.
 pub(crate) unsafe fn q8_0x16(a: &PackedArgs<'_>, g0: usize, g1: usize) {
     // SAFETY: forwarded caller contract; the tiles handle 2 and 1 tokens.
-    unsafe { run_tiles(a, g0, g1, 2, tile_q8::<2>, tile_q8::<1>) }
-}
-
-/// `T` tokens from `t0` against group `g` of a packed Q5_0 matrix: the 8 lines of unsigned
-/// 5-bit values are rebuilt per block (nibbles, plus 16 where the line's byte mask says so),
-/// then exactly [`tile_q8`]'s lanes (from `−16 · Σ y`), FMAs and final reduction.
-///
-/// # Safety
-/// As [`q5_0x16`], with `t0 + T <= n_tokens` and `g` a group of the matrix.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn tile_q5<const T: usize>(a: &PackedArgs<'_>, g: usize, t0: usize) {
-    let nb = a.cols / 32;
-    let act_row = nb * q8_0::SIZE;
-    let gw = &a.w[g * a.group_bytes..(g + 1) * a.group_bytes];
-    let ys: [&[u8]; T] = std::array::from_fn(|t| &a.act[(t0 + t) * act_row..][..act_row]);
-    let offs: [&[i32]; T] = std::array::from_fn(|t| &a.offs[(t0 + t) * nb * 8..][..nb * 8]);
-    let m4 = _mm512_set1_epi8(0x0f);
-    let bit5 = _mm512_set1_epi8(0x10);
-    let mut acc = [[_mm512_setzero_ps(); 8]; T];
-    for b in 0..nb {
-        let unit = &gw[(b / 2) * Q5_0_UNIT..][..Q5_0_UNIT];
-        let half = b % 2;
-        if T == 1 {
-            prefetch_ahead(unit.as_ptr(), half, Q5_0_UNIT);
-        }
-        let qs = unit[half * 256..][..256].as_ptr();
-        let masks = &unit[512 + half * 64..][..64];
-        // SAFETY: `qs` has 256 readable bytes: four 64-byte loads.
-        let raw: [__m512i; 4] =
-            std::array::from_fn(|k| unsafe { _mm512_loadu_si512(qs.add(64 * k).cast()) });
-        let w: [__m512i; 8] = std::array::from_fn(|k| {
-            let nib = if k < 4 {
-                _mm512_and_si512(raw[k], m4)
-            } else {
-                _mm512_and_si512(_mm512_srli_epi16::<4>(raw[k - 4]), m4)
-            };
-            let mut m = [0u8; 8];
-            m.copy_from_slice(&masks[8 * k..8 * k + 8]);
-            _mm512_mask_add_epi8(nib, u64::from_le_bytes(m), nib, bit5)
-        });
-        let sc = unit[640 + half * 32..][..32].as_ptr();
-        // SAFETY: 32 readable bytes of f16 scales.
-        let dw = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(sc.cast()) });
-        for t in 0..T {
-            let yb = &ys[t][b * q8_0::SIZE..][..q8_0::SIZE];
-            let qa = yb[2..].as_ptr();
-            let d = _mm512_mul_ps(dw, _mm512_set1_ps(fp16(u16::from_le_bytes([yb[0], yb[1]]))));
-            let o = &offs[t][8 * b..][..8];
-            for k in 0..8 {
-                // SAFETY: `qa` has 32 readable bytes; 4k + 4 <= 32.
-                let lane =
-                    _mm512_dpbusd_epi32(_mm512_set1_epi32(o[k]), w[k], unsafe { bcast(qa, 4 * k) });
-                acc[t][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lane), d, acc[t][k]);
-            }
-        }
-    }
-    let valid = GROUP.min(a.rows - g * GROUP);
-    let mask: __mmask16 = if valid == GROUP {
-        !0
-    } else {
-        (1u16 << valid) - 1
-    };
-    for (t, acc) in acc.iter().enumerate() {
-        let s: [__m512; 4] = std::array::from_fn(|k| _mm512_add_ps(acc[k + 4], acc[k]));
-        let v = _mm512_add_ps(_mm512_add_ps(s[0], s[2]), _mm512_add_ps(s[1], s[3]));
-        // SAFETY: the first `valid` outputs of this group for token t0 + t lie inside `out`
-        // (validated by the caller), and the caller owns them.
-        unsafe { _mm512_mask_storeu_ps(a.out.add((t0 + t) * a.rows + g * GROUP), mask, v) };
-    }
+    unsafe { run_tiles(a, g0, g1, 2, tile_lanes::<2, false>, tile_lanes::<1, false>) }
 }
 
 /// Groups `g0..g1` of a packed Q5_0 matrix for every token.
@@ -376,5 +332,5 @@ unsafe fn tile_q5<const T: usize>(a: &PackedArgs<'_>, g: usize, t0: usize) {
 /// [`PackedArgs`]'s contract and no other thread may write these groups' rows.
 pub(crate) unsafe fn q5_0x16(a: &PackedArgs<'_>, g0: usize, g1: usize) {
     // SAFETY: forwarded caller contract; the tiles handle 2 and 1 tokens.
-    unsafe { run_tiles(a, g0, g1, 2, tile_q5::<2>, tile_q5::<1>) }
+    unsafe { run_tiles(a, g0, g1, 2, tile_lanes::<2, true>, tile_lanes::<1, true>) }
 }
