@@ -32,6 +32,33 @@ fn q8_rows(r: &mut rand::rngs::StdRng, n: usize, cols: usize) -> Vec<u8> {
     act
 }
 
+/// Every ISA at each thread count computes `want` bit for bit from the packed matrix.
+fn assert_every_isa_matches(
+    p: &PackedMatrix,
+    act: &[u8],
+    n: usize,
+    want: &[f32],
+    threads: &[usize],
+    what: &str,
+) {
+    for k in kernel_sets() {
+        for &threads in threads {
+            let pool = ThreadPool::new(threads);
+            let mut out = vec![f32::NAN; want.len()];
+            k.matmul_packed(&pool, p, act, n, &mut out)
+                .expect("packed matmul");
+            for (i, (g, w)) in out.iter().zip(want).enumerate() {
+                assert_eq!(
+                    g.to_bits(),
+                    w.to_bits(),
+                    "{what} {:?} threads={threads} out[{i}]: {g} vs {w}",
+                    k.isa()
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn packs_exactly_what_llamacpp_repacks() {
     assert!(packs(GgmlType::Q4_0, 8));
@@ -98,21 +125,14 @@ fn every_isa_batch_and_thread_count_matches_the_per_block_order() {
                     })
                     .map(|(i, a)| oracle(&w[i * rb..(i + 1) * rb], a, cols))
                     .collect();
-                for k in kernel_sets() {
-                    for threads in [1, 2, 3] {
-                        let pool = ThreadPool::new(threads);
-                        let mut out = vec![f32::NAN; n * rows];
-                        k.matmul_packed(&pool, &p, &act, n, &mut out).unwrap();
-                        for (i, (g, w)) in out.iter().zip(&want).enumerate() {
-                            assert_eq!(
-                                g.to_bits(),
-                                w.to_bits(),
-                                "{:?} {rows}x{cols} n={n} threads={threads} out[{i}]: {g} vs {w}",
-                                k.isa()
-                            );
-                        }
-                    }
-                }
+                assert_every_isa_matches(
+                    &p,
+                    &act,
+                    n,
+                    &want,
+                    &[1, 2, 3],
+                    &format!("{rows}x{cols} n={n}"),
+                );
             }
         }
     }
@@ -201,21 +221,14 @@ fn q4_k_every_isa_batch_and_thread_count_matches_the_repacked_order() {
                         .unwrap();
                     assert_eq!(got.to_bits(), w_.to_bits(), "row kernel, row {i}");
                 }
-                for k in kernel_sets() {
-                    for threads in [1, 2] {
-                        let pool = ThreadPool::new(threads);
-                        let mut out = vec![f32::NAN; n * rows];
-                        k.matmul_packed(&pool, &p, &act, n, &mut out).unwrap();
-                        for (i, (g, w)) in out.iter().zip(&want).enumerate() {
-                            assert_eq!(
-                                g.to_bits(),
-                                w.to_bits(),
-                                "{:?} {rows}x{cols} n={n} threads={threads} out[{i}]: {g} vs {w}",
-                                k.isa()
-                            );
-                        }
-                    }
-                }
+                assert_every_isa_matches(
+                    &p,
+                    &act,
+                    n,
+                    &want,
+                    &[1, 2],
+                    &format!("{rows}x{cols} n={n}"),
+                );
             }
         }
     }
@@ -259,21 +272,14 @@ fn q8_0_and_q5_0_packed_keep_the_row_kernels_vec_dot_order() {
                                 .unwrap()
                         })
                         .collect();
-                    for k in kernel_sets() {
-                        for threads in [1, 2] {
-                            let pool = ThreadPool::new(threads);
-                            let mut out = vec![f32::NAN; n * rows];
-                            k.matmul_packed(&pool, &p, &act, n, &mut out).unwrap();
-                            for (i, (g, w)) in out.iter().zip(&want).enumerate() {
-                                assert_eq!(
-                                g.to_bits(),
-                                w.to_bits(),
-                                "{ty} {:?} {rows}x{cols} n={n} threads={threads} out[{i}]: {g} vs {w}",
-                                k.isa()
-                            );
-                            }
-                        }
-                    }
+                    assert_every_isa_matches(
+                        &p,
+                        &act,
+                        n,
+                        &want,
+                        &[1, 2],
+                        &format!("{ty} {rows}x{cols} n={n}"),
+                    );
                 }
             }
         }
